@@ -1,0 +1,23 @@
+/**
+ * Configuration the MikroORM CLI finds by itself (`npm run db:migrate`, `db:rollback`,
+ * `db:create-migration`, or the plain `mikro-orm` commands). It connects to `DATABASE_URL`, or
+ * starts the embedded PostgreSQL when that is unset, and fails with one clear line when the
+ * database can't be reached.
+ */
+import { createConfig } from './src/config.js';
+import { checkDatabaseReachable, resolveMigrationUrl } from './src/database-url.js';
+import { VaultDbError } from './src/errors.js';
+
+export default async () => {
+  try {
+    const target = await resolveMigrationUrl();
+    await checkDatabaseReachable(target);
+    return createConfig(target.url);
+  } catch (error) {
+    if (error instanceof VaultDbError) {
+      console.error(`vault-db: ${error.message}`);
+      process.exit(1);
+    }
+    throw error;
+  }
+};

@@ -1,0 +1,127 @@
+/**
+ * Where the database is: `DATABASE_URL` when it is set, otherwise the embedded PostgreSQL.
+ * Migrations prefer `DIRECT_URL`, because Neon's pooled URL goes through PgBouncer in transaction
+ * mode, which breaks the session-level advisory lock the migration runner takes.
+ *
+ * @module
+ */
+import pg from 'pg';
+import { ConfigurationError } from './errors.js';
+import { startEmbeddedPostgres } from './embedded-postgres.js';
+
+/** Which server a URL came from, for status output. */
+export type DatabaseSource = 'DATABASE_URL' | 'DIRECT_URL' | 'embedded';
+
+/** A resolved connection target. */
+export interface DatabaseTarget {
+  url: string;
+  source: DatabaseSource;
+}
+
+/**
+ * Checks that `value` is a PostgreSQL URL and returns it, or throws a one-line
+ * {@link ConfigurationError} that says what to fix.
+ */
+export function parseDatabaseUrl(value: string, variable: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigurationError(
+      `${variable} is not a valid URL; expected postgres://user:password@host:5432/database (add ?sslmode=require for Neon).`,
+    );
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new ConfigurationError(`${variable} must start with postgres:// or postgresql://, not ${url.protocol}//.`);
+  }
+  if (!url.hostname) throw new ConfigurationError(`${variable} has no host name.`);
+  return url;
+}
+
+/** The URL with its password replaced by `***`, safe to print. */
+export function redactUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
+/**
+ * The application's database: `DATABASE_URL`, or the embedded server when it is unset.
+ *
+ * @example
+ * ```ts
+ * const { url, source } = await resolveDatabaseUrl();
+ * ```
+ */
+export async function resolveDatabaseUrl(env: NodeJS.ProcessEnv = process.env): Promise<DatabaseTarget> {
+  const fromEnv = env.DATABASE_URL?.trim();
+  if (fromEnv) {
+    parseDatabaseUrl(fromEnv, 'DATABASE_URL');
+    return { url: fromEnv, source: 'DATABASE_URL' };
+  }
+  const embedded = await startEmbeddedPostgres();
+  return { url: embedded.url, source: 'embedded' };
+}
+
+/** The database migrations should use: `DIRECT_URL` if set, else the application's. */
+export async function resolveMigrationUrl(env: NodeJS.ProcessEnv = process.env): Promise<DatabaseTarget> {
+  const direct = env.DIRECT_URL?.trim();
+  if (direct) {
+    parseDatabaseUrl(direct, 'DIRECT_URL');
+    return { url: direct, source: 'DIRECT_URL' };
+  }
+  return resolveDatabaseUrl(env);
+}
+
+/**
+ * Connects once and runs `select version()`, turning the usual failures into one line that says
+ * what to fix instead of a driver stack trace.
+ *
+ * @returns the server's version string
+ * @throws ConfigurationError when the server can't be reached or refuses the login
+ */
+export async function checkDatabaseReachable(target: DatabaseTarget): Promise<string> {
+  const client = new pg.Client({ connectionString: target.url, connectionTimeoutMillis: 10_000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    const { rows } = await client.query<{ server_version: string }>('show server_version');
+    return rows[0]?.server_version ?? 'unknown';
+  } catch (error) {
+    throw new ConfigurationError(`${describeTarget(target)} ${explainConnectError(error)}`, { cause: error });
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+function describeTarget(target: DatabaseTarget): string {
+  return target.source === 'embedded'
+    ? 'The embedded PostgreSQL'
+    : `${target.source} (${redactUrl(target.url)})`;
+}
+
+function explainConnectError(error: unknown): string {
+  const e = error as { code?: string; message?: string };
+  switch (e.code) {
+    case 'ECONNREFUSED':
+      return 'refused the connection: is the server running, and are host and port right?';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'names a host that does not resolve: check the host name.';
+    case 'ETIMEDOUT':
+      return 'did not answer in time: check the host, the port and any firewall.';
+    case '28P01':
+    case '28000':
+      return 'rejected the login: check the user name and password.';
+    case '3D000':
+      return 'names a database that does not exist: create it or fix the database name.';
+    default:
+      if (e.message?.includes('timeout')) return 'did not answer in time: check the host, the port and any firewall.';
+      if (e.message?.toLowerCase().includes('ssl')) return `failed the SSL handshake (${e.message}); for Neon add ?sslmode=require.`;
+      return `could not be used: ${e.message ?? String(error)}.`;
+  }
+}

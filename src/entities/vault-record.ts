@@ -1,0 +1,91 @@
+import { randomUUID } from 'node:crypto';
+import {
+  BigIntType,
+  Check,
+  Entity,
+  Index,
+  ManyToOne,
+  OptionalProps,
+  PrimaryKey,
+  Property,
+  Unique,
+  type Ref,
+} from '@mikro-orm/core';
+import type { Vault } from './vault.js';
+
+/**
+ * One bookmark of one vault, stored as opaque ciphertext. `recordId` is the client's id.
+ *
+ * `version` is the record's optimistic lock and the client's `baseVersion` is compared to it.
+ * `seq` is the record's position in its vault's change feed: every write gives the row a new,
+ * higher `seq`, handed out under the vault row lock, so a reader's cursor never skips a change.
+ * A delete keeps the row as a tombstone (`deleted = true`) with its ciphertext erased.
+ */
+@Entity({ tableName: 'records' })
+@Unique({ name: 'records_vault_id_record_id_unique', properties: ['vault', 'recordId'] })
+@Unique({ name: 'idx_records_vault_seq', properties: ['vault', 'seq'] })
+@Index({ name: 'idx_records_vault_id', properties: ['vault'] })
+// A tombstone keeps no content, and a live record always has some.
+@Check({ name: 'records_tombstone_is_empty', expression: '(deleted and octet_length(ciphertext) = 0) or (not deleted and octet_length(ciphertext) > 0)' })
+export class VaultRecord {
+  [OptionalProps]?: 'version' | 'deleted' | 'createdAt' | 'updatedAt';
+
+  @PrimaryKey({ type: 'uuid', defaultRaw: 'gen_random_uuid()' })
+  id: string = randomUUID();
+
+  /** Always equal to the vault's `userId`; a database trigger rejects anything else. */
+  @Property({ type: 'text' })
+  @Index({ name: 'idx_records_user_id' })
+  userId: string;
+
+  @ManyToOne({
+    entity: 'Vault',
+    ref: true,
+    deleteRule: 'cascade',
+    updateRule: 'no action',
+    foreignKeyName: 'records_vault_id_fkey',
+  })
+  vault: Ref<Vault>;
+
+  /** The client's id of the bookmark, unique within a vault. */
+  @Property({ type: 'text' })
+  @Index({ name: 'idx_records_record_id' })
+  recordId: string;
+
+  /** Opaque encrypted bookmark. Empty for a tombstone. */
+  @Property({ type: 'blob' })
+  ciphertext: Buffer;
+
+  @Property({ type: 'integer', version: true, default: 1 })
+  version!: number;
+
+  @Property({ type: 'boolean', default: false })
+  deleted: boolean = false;
+
+  /** Position in the vault's change feed; see the class comment. */
+  @Property({ type: new BigIntType('number') })
+  seq: number;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()' })
+  createdAt!: Date;
+
+  /** Set by a database trigger on every update, including writes that bypass the ORM. */
+  @Property({ type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()' })
+  @Index({ name: 'idx_records_updated_at' })
+  updatedAt!: Date;
+
+  /**
+   * @param vault the owning vault (a reference is enough)
+   * @param userId the vault's owner; must equal the vault's `userId`
+   * @param recordId the client's id
+   * @param ciphertext the encrypted bookmark
+   * @param seq the feed position handed out for this write
+   */
+  constructor(vault: Ref<Vault>, userId: string, recordId: string, ciphertext: Buffer, seq: number) {
+    this.vault = vault;
+    this.userId = userId;
+    this.recordId = recordId;
+    this.ciphertext = ciphertext;
+    this.seq = seq;
+  }
+}

@@ -1,0 +1,107 @@
+import { randomUUID } from 'node:crypto';
+import {
+  BeforeCreate,
+  BeforeUpdate,
+  BigIntType,
+  Collection,
+  Entity,
+  OneToMany,
+  OptionalProps,
+  PrimaryKey,
+  Property,
+  Unique,
+} from '@mikro-orm/core';
+import { validateEnvelope, type KdfParams, type KeyEnvelope } from '../envelope.js';
+import { VaultRecord } from './vault-record.js';
+
+/**
+ * One vault per user: the key envelope (the vault key wrapped by a password-derived key, its salt
+ * and KDF parameters) and the head of the vault's change feed. The server never sees a password or
+ * a plaintext key.
+ *
+ * The envelope is validated whenever a vault is created or its envelope changes, so an invalid or
+ * weak envelope can't be flushed. `version` is the envelope's optimistic lock; the feed counters
+ * (`lastSeq`, `purgedSeq`) are moved only by the sync service's locked SQL, so pushes never bump it.
+ */
+@Entity({ tableName: 'vaults' })
+export class Vault {
+  [OptionalProps]?: 'version' | 'enabledAt' | 'createdAt' | 'updatedAt' | 'lastSeq' | 'purgedSeq' | 'deviceFingerprint';
+
+  @PrimaryKey({ type: 'uuid', defaultRaw: 'gen_random_uuid()' })
+  id: string = randomUUID();
+
+  /** The authenticated user's id (a Clerk user id). One vault per user. */
+  @Property({ type: 'text' })
+  @Unique({ name: 'idx_vaults_user_id' })
+  userId: string;
+
+  @Property({ type: 'blob' })
+  wrappedKey: Buffer;
+
+  @Property({ type: 'blob' })
+  salt: Buffer;
+
+  @Property({ type: 'json' })
+  kdfParams: KdfParams;
+
+  @Property({ type: 'text', nullable: true })
+  deviceFingerprint: string | null = null;
+
+  /** Optimistic lock of the envelope: bumped by every ORM update of this row. */
+  @Property({ type: 'integer', version: true, default: 1 })
+  version!: number;
+
+  /** Highest feed position handed out in this vault (see `src/sync/feed.ts`). */
+  @Property({ type: new BigIntType('number'), default: 0 })
+  lastSeq!: number;
+
+  /** Highest feed position of a tombstone that `purgeTombstones` removed; older cursors must resync. */
+  @Property({ type: new BigIntType('number'), default: 0 })
+  purgedSeq!: number;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()' })
+  enabledAt!: Date;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()' })
+  createdAt!: Date;
+
+  /** Set by a database trigger on every update, including writes that bypass the ORM. */
+  @Property({ type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()' })
+  updatedAt!: Date;
+
+  @OneToMany(() => VaultRecord, (record) => record.vault, { orphanRemoval: true })
+  records = new Collection<VaultRecord>(this);
+
+  /**
+   * @param userId the owner
+   * @param envelope the wrapped key, salt and KDF parameters; validated here
+   * @param deviceFingerprint the device that enabled the vault, if the client reports one
+   * @throws ValidationError when the envelope breaks a rule
+   */
+  constructor(userId: string, envelope: KeyEnvelope, deviceFingerprint?: string | null) {
+    const valid = validateEnvelope(envelope);
+    this.userId = userId;
+    this.wrappedKey = Buffer.from(valid.wrappedKey);
+    this.salt = Buffer.from(valid.salt);
+    this.kdfParams = valid.kdfParams;
+    this.deviceFingerprint = deviceFingerprint ?? null;
+  }
+
+  /**
+   * Replaces the envelope after validating it. The caller's flush bumps `version`.
+   * @throws ValidationError when the envelope breaks a rule
+   */
+  replaceEnvelope(envelope: KeyEnvelope): void {
+    const valid = validateEnvelope(envelope);
+    this.wrappedKey = Buffer.from(valid.wrappedKey);
+    this.salt = Buffer.from(valid.salt);
+    this.kdfParams = valid.kdfParams;
+  }
+
+  /** Re-validates before every insert and update, so code that sets fields directly can't store a bad envelope. */
+  @BeforeCreate()
+  @BeforeUpdate()
+  protected checkEnvelope(): void {
+    validateEnvelope({ wrappedKey: this.wrappedKey, salt: this.salt, kdfParams: this.kdfParams });
+  }
+}
