@@ -1,0 +1,59 @@
+/**
+ * Per-file test databases: each test file creates a database of its own, migrates it with the
+ * real migrations and drops it afterwards, so files never see each other's rows.
+ */
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import { MikroORM } from '@mikro-orm/postgresql';
+import pg from 'pg';
+import { createConfig } from '../../src/config.js';
+import { runMigrations } from '../../src/migrate.js';
+import { adminQuery, withDatabase } from '../../scripts/database-admin.js';
+
+/** A fresh, empty database on the test server. */
+export interface TestDatabase {
+  name: string;
+  url: string;
+  /** Drops the database (forcing other sessions off). */
+  drop(): Promise<void>;
+}
+
+/** Creates an empty database; `migrate` (default true) applies the real migrations to it. */
+export async function createTestDatabase(options: { migrate?: boolean } = {}): Promise<TestDatabase> {
+  const server = inject('serverUrl');
+  const name = `vault_db_test_${randomBytes(5).toString('hex')}`;
+  await adminQuery(server, `create database "${name}"`);
+  const url = withDatabase(server, name);
+  if (options.migrate ?? true) await runMigrations({ url, log: () => {} });
+  return {
+    name,
+    url,
+    drop: () => adminQuery(server, `drop database if exists "${name}" with (force)`),
+  };
+}
+
+/** A migrated database with an ORM connected to it. */
+export interface TestOrm extends TestDatabase {
+  orm: MikroORM;
+  /** A raw `pg` pool on the same database, for catalog checks and raw SQL. */
+  pool: pg.Pool;
+  close(): Promise<void>;
+}
+
+/** Creates a migrated database and connects an ORM and a raw pool to it. */
+export async function createTestOrm(overrides: Parameters<typeof createConfig>[1] = {}): Promise<TestOrm> {
+  const db = await createTestDatabase();
+  const orm = await MikroORM.init(createConfig(db.url, overrides));
+  const pool = new pg.Pool({ connectionString: db.url, max: 10 });
+  pool.on('error', () => {});
+  return {
+    ...db,
+    orm,
+    pool,
+    close: async () => {
+      await orm.close(true);
+      await pool.end();
+      await db.drop();
+    },
+  };
+}
