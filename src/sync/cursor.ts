@@ -1,0 +1,38 @@
+/**
+ * Feed cursors. A cursor names a vault and a feed position in it: "I have seen every change up to
+ * `seq` of vault `vaultId`". It is opaque to clients (base64url), and bound to the vault's id, so
+ * a cursor from another vault, or from before the vault was disabled and enabled again (a new id),
+ * can't be continued.
+ *
+ * @module
+ */
+import { ResyncRequiredError } from '../errors.js';
+
+const PREFIX = 'v1';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** A decoded cursor. */
+export interface CursorPosition {
+  vaultId: string;
+  seq: number;
+}
+
+/** Encodes a feed position as an opaque cursor. */
+export function encodeCursor(vaultId: string, seq: number): string {
+  return Buffer.from(`${PREFIX}.${vaultId}.${seq}`, 'utf8').toString('base64url');
+}
+
+/**
+ * Decodes a cursor of the given vault.
+ * @throws ResyncRequiredError when it is malformed or belongs to another vault
+ */
+export function decodeCursor(cursor: string, vaultId: string): CursorPosition {
+  if (cursor.length > 128 || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw new ResyncRequiredError('the cursor is malformed');
+  const [prefix, id, seqText, ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('.');
+  const seq = Number(seqText);
+  if (prefix !== PREFIX || rest.length > 0 || id === undefined || !UUID.test(id) || !/^\d{1,15}$/.test(seqText ?? '') || !Number.isSafeInteger(seq)) {
+    throw new ResyncRequiredError('the cursor is malformed');
+  }
+  if (id !== vaultId) throw new ResyncRequiredError('the cursor belongs to another vault, or to a vault that was disabled since');
+  return { vaultId: id, seq };
+}

@@ -1,0 +1,299 @@
+/**
+ * Validation of everything a caller hands the sync service, before any SQL runs. Every rule that
+ * breaks is reported at once, naming the record and the rule; nothing is written when any breaks.
+ *
+ * @module
+ */
+import { z } from 'zod';
+import { toViolations, validateEnvelope, type KeyEnvelope } from '../envelope.js';
+import { LimitExceededError, ValidationError, type RuleViolation } from '../errors.js';
+import type { SyncLimits } from './types.js';
+
+/** A change after validation: bytes are Buffers, and a delete has no ciphertext. */
+export interface ValidChange {
+  recordId: string;
+  baseVersion: number;
+  ciphertext: Buffer | null;
+}
+
+const MAX_INT4 = 2_147_483_647;
+// Lone surrogates can't be stored as UTF-8: the driver would silently replace them, and the id
+// read back would differ from the id sent.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Rules shared by user ids and record ids: PostgreSQL text can't hold NUL or lone surrogates. */
+function textRules(value: string): string | null {
+  if (value.includes('\u0000')) return 'must not contain NUL characters';
+  if (LONE_SURROGATE.test(value)) return 'must be well-formed Unicode (no lone surrogates)';
+  return null;
+}
+
+function describeType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'number' && Number.isNaN(value)) return 'NaN';
+  return typeof value;
+}
+
+/**
+ * Validates the authenticated user's id.
+ * @throws ValidationError naming the rule
+ */
+export function validateUserId(userId: unknown): string {
+  const rule =
+    typeof userId !== 'string'
+      ? `must be a string, not ${describeType(userId)}`
+      : userId.length === 0 || userId.length > 255
+        ? 'must be 1 to 255 characters'
+        : textRules(userId);
+  if (rule) throw new ValidationError([{ path: 'userId', rule }]);
+  return userId as string;
+}
+
+function checkVersion(value: unknown, path: string, recordId: string | undefined, out: RuleViolation[]): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_INT4) {
+    out.push(withRecord({ path, rule: `must be an integer from 0 to ${MAX_INT4}, not ${typeof value === 'number' ? String(value) : describeType(value)}` }, recordId));
+    return 0;
+  }
+  return value;
+}
+
+function withRecord(v: RuleViolation, recordId: string | undefined): RuleViolation {
+  return recordId === undefined ? v : { ...v, recordId };
+}
+
+/** Checks a record id and returns it if valid (`undefined` otherwise, with the violation recorded). */
+function checkRecordId(value: unknown, path: string, limits: SyncLimits, out: RuleViolation[]): string | undefined {
+  if (typeof value !== 'string') {
+    out.push({ path, rule: `recordId must be a string, not ${describeType(value)}` });
+    return undefined;
+  }
+  const chars = [...value].length;
+  const rule =
+    chars === 0 || chars > limits.maxRecordIdLength ? `recordId must be 1 to ${limits.maxRecordIdLength} characters` : textRules(value);
+  if (rule) {
+    // Name the record only when the id itself is printable; a NUL or huge id would garble the message.
+    out.push(chars > 0 && chars <= limits.maxRecordIdLength && !value.includes('\u0000') ? { path, rule, recordId: value } : { path, rule });
+    return undefined;
+  }
+  return value;
+}
+
+function checkCiphertext(value: unknown, path: string, recordId: string | undefined, limits: SyncLimits, out: RuleViolation[], over: RuleViolation[]): Buffer | null {
+  if (!(value instanceof Uint8Array)) {
+    out.push(withRecord({ path, rule: `ciphertext must be a Uint8Array, not ${describeType(value)}` }, recordId));
+    return null;
+  }
+  if (value.length === 0) {
+    out.push(withRecord({ path, rule: 'ciphertext must not be empty (send deleted: true to delete)' }, recordId));
+    return null;
+  }
+  if (value.length > limits.maxRecordBytes) {
+    over.push(withRecord({ path, rule: `ciphertext is ${value.length} bytes; the limit is ${limits.maxRecordBytes}` }, recordId));
+    return null;
+  }
+  return Buffer.from(value.buffer, value.byteOffset, value.length);
+}
+
+function fail(out: RuleViolation[], over: RuleViolation[]): void {
+  if (out.length > 0) throw new ValidationError(out);
+  if (over.length > 0) throw new LimitExceededError(over);
+}
+
+/** Validated input of `push`. */
+export interface ValidPush {
+  changes: ValidChange[];
+  atomic: boolean;
+  cursor: string | null;
+}
+
+/**
+ * Validates a push. Type and format errors win over limit errors, so a caller fixes the shape first.
+ * @throws ValidationError | LimitExceededError
+ */
+export function validatePush(input: unknown, limits: SyncLimits): ValidPush {
+  const out: RuleViolation[] = [];
+  const over: RuleViolation[] = [];
+  if (typeof input !== 'object' || input === null) throw new ValidationError([{ path: '(input)', rule: `must be an object, not ${describeType(input)}` }]);
+  const { changes, atomic, cursor } = input as Record<string, unknown>;
+  if (atomic !== undefined && typeof atomic !== 'boolean') out.push({ path: 'atomic', rule: 'must be a boolean' });
+  const validCursor = checkCursor(cursor, out);
+  if (!Array.isArray(changes)) {
+    out.push({ path: 'changes', rule: `must be an array, not ${describeType(changes)}` });
+    fail(out, over);
+  }
+  const list = changes as unknown[];
+  if (list.length > limits.maxChanges) {
+    over.push({ path: 'changes', rule: `a push holds at most ${limits.maxChanges} changes, not ${list.length}` });
+    fail(out, over);
+  }
+  const seen = new Set<string>();
+  const valid: ValidChange[] = [];
+  list.forEach((raw, i) => {
+    const path = `changes.${i}`;
+    if (typeof raw !== 'object' || raw === null) {
+      out.push({ path, rule: `must be an object, not ${describeType(raw)}` });
+      return;
+    }
+    const change = raw as Record<string, unknown>;
+    const recordId = checkRecordId(change.recordId, `${path}.recordId`, limits, out);
+    if (recordId !== undefined) {
+      if (seen.has(recordId)) out.push({ path: `${path}.recordId`, rule: 'appears more than once in this push', recordId });
+      seen.add(recordId);
+    }
+    const baseVersion = checkVersion(change.baseVersion, `${path}.baseVersion`, recordId, out);
+    let ciphertext: Buffer | null = null;
+    if (change.deleted === true) {
+      if (change.ciphertext !== undefined) out.push(withRecord({ path: `${path}.ciphertext`, rule: 'a delete carries no ciphertext' }, recordId));
+    } else if (change.deleted === undefined || change.deleted === false) {
+      ciphertext = checkCiphertext(change.ciphertext, `${path}.ciphertext`, recordId, limits, out, over);
+    } else {
+      out.push(withRecord({ path: `${path}.deleted`, rule: 'must be true, false or absent' }, recordId));
+    }
+    if (recordId !== undefined) valid.push({ recordId, baseVersion, ciphertext });
+  });
+  fail(out, over);
+  return { changes: valid, atomic: atomic === true, cursor: validCursor };
+}
+
+function checkCursor(cursor: unknown, out: RuleViolation[]): string | null {
+  if (cursor === undefined || cursor === null) return null;
+  if (typeof cursor !== 'string') {
+    out.push({ path: 'cursor', rule: `must be a string or null, not ${describeType(cursor)}` });
+    return null;
+  }
+  return cursor;
+}
+
+/** Validated input of `pull`. */
+export interface ValidPull {
+  cursor: string | null;
+  limit: number;
+  maxBytes: number;
+}
+
+/**
+ * Validates a pull and applies the default page size.
+ * @throws ValidationError | LimitExceededError
+ */
+export function validatePull(input: unknown, limits: SyncLimits): ValidPull {
+  const out: RuleViolation[] = [];
+  const over: RuleViolation[] = [];
+  const given = (input ?? {}) as Record<string, unknown>;
+  if (typeof given !== 'object') throw new ValidationError([{ path: '(input)', rule: `must be an object, not ${describeType(input)}` }]);
+  const cursor = checkCursor(given.cursor, out);
+  const positive = (value: unknown, path: string, fallback: number, max: number): number => {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+      out.push({ path, rule: `must be a positive integer, not ${typeof value === 'number' ? String(value) : describeType(value)}` });
+      return fallback;
+    }
+    if (value > max) over.push({ path, rule: `must be at most ${max}, not ${value}` });
+    return value;
+  };
+  const limit = positive(given.limit, 'limit', limits.defaultPullLimit, limits.maxPullLimit);
+  const maxBytes = positive(given.maxBytes, 'maxBytes', limits.defaultPullBytes, limits.maxPullBytes);
+  fail(out, over);
+  return { cursor, limit, maxBytes };
+}
+
+/** Validated input of `enableVault`. */
+export interface ValidEnable extends KeyEnvelope {
+  deviceFingerprint: string | null;
+}
+
+/**
+ * Validates `enableVault` input.
+ * @throws ValidationError
+ */
+export function validateEnable(input: unknown): ValidEnable {
+  const given = asObject(input);
+  const envelope = validateEnvelope({ wrappedKey: given.wrappedKey, salt: given.salt, kdfParams: given.kdfParams });
+  const fp = given.deviceFingerprint;
+  if (fp !== undefined && fp !== null) {
+    const rule = typeof fp !== 'string' ? 'must be a string' : fp.length > 255 ? 'must be at most 255 characters' : textRules(fp);
+    if (rule) throw new ValidationError([{ path: 'deviceFingerprint', rule }]);
+  }
+  return { ...envelope, deviceFingerprint: (fp as string | null | undefined) ?? null };
+}
+
+/** Validated input of `rewrapKey`. */
+export interface ValidRewrap extends KeyEnvelope {
+  expectedVersion: number;
+}
+
+/**
+ * Validates `rewrapKey` input.
+ * @throws ValidationError
+ */
+export function validateRewrap(input: unknown): ValidRewrap {
+  const given = asObject(input);
+  const out: RuleViolation[] = [];
+  const expectedVersion = checkVersion(given.expectedVersion, 'expectedVersion', undefined, out);
+  if (out.length > 0) throw new ValidationError(out);
+  return { ...validateEnvelope({ wrappedKey: given.wrappedKey, salt: given.salt, kdfParams: given.kdfParams }), expectedVersion };
+}
+
+/** Validated input of `rotateKey`. */
+export interface ValidRotate extends ValidRewrap {
+  records: { recordId: string; baseVersion: number; ciphertext: Buffer }[];
+}
+
+/**
+ * Validates `rotateKey` input: the envelope and every re-encrypted record.
+ * @throws ValidationError | LimitExceededError
+ */
+export function validateRotate(input: unknown, limits: SyncLimits): ValidRotate {
+  const base = validateRewrap(input);
+  const { records } = asObject(input);
+  const out: RuleViolation[] = [];
+  const over: RuleViolation[] = [];
+  if (!Array.isArray(records)) throw new ValidationError([{ path: 'records', rule: `must be an array, not ${describeType(records)}` }]);
+  if (records.length > limits.maxRotationRecords) {
+    throw new LimitExceededError([{ path: 'records', rule: `a rotation re-encrypts at most ${limits.maxRotationRecords} records, not ${records.length}` }]);
+  }
+  const seen = new Set<string>();
+  const valid: ValidRotate['records'] = [];
+  records.forEach((raw: unknown, i) => {
+    const path = `records.${i}`;
+    if (typeof raw !== 'object' || raw === null) {
+      out.push({ path, rule: `must be an object, not ${describeType(raw)}` });
+      return;
+    }
+    const r = raw as Record<string, unknown>;
+    const recordId = checkRecordId(r.recordId, `${path}.recordId`, limits, out);
+    if (recordId !== undefined) {
+      if (seen.has(recordId)) out.push({ path: `${path}.recordId`, rule: 'appears more than once in this rotation', recordId });
+      seen.add(recordId);
+    }
+    const baseVersion = checkVersion(r.baseVersion, `${path}.baseVersion`, recordId, out);
+    const ciphertext = checkCiphertext(r.ciphertext, `${path}.ciphertext`, recordId, limits, out, over);
+    if (recordId !== undefined && ciphertext) valid.push({ recordId, baseVersion, ciphertext });
+  });
+  fail(out, over);
+  return { ...base, records: valid };
+}
+
+/** Validated input of `purgeTombstones`. */
+export interface ValidPurge {
+  olderThan: Date;
+  userId: string | null;
+}
+
+const purgeSchema = z.object({ olderThan: z.date().refine((d) => !Number.isNaN(d.getTime()), 'must be a valid Date') }).passthrough();
+
+/**
+ * Validates `purgeTombstones` input.
+ * @throws ValidationError
+ */
+export function validatePurge(input: unknown): ValidPurge {
+  const parsed = purgeSchema.safeParse(input);
+  if (!parsed.success) throw new ValidationError(toViolations(parsed.error));
+  const userId = (input as { userId?: unknown }).userId;
+  return { olderThan: parsed.data.olderThan, userId: userId === undefined || userId === null ? null : validateUserId(userId) };
+}
+
+function asObject(input: unknown): Record<string, unknown> {
+  if (typeof input !== 'object' || input === null) throw new ValidationError([{ path: '(input)', rule: `must be an object, not ${describeType(input)}` }]);
+  return input as Record<string, unknown>;
+}

@@ -1,0 +1,339 @@
+/**
+ * The sync service: devices push batches of encrypted changes and pull what other devices wrote.
+ *
+ * @module
+ */
+import { LockMode, ref, UniqueConstraintViolationException } from '@mikro-orm/core';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { Vault } from '../entities/vault.js';
+import { VaultRecord } from '../entities/vault-record.js';
+import { ResyncRequiredError, VaultAlreadyEnabledError, VaultNotFoundError, VersionConflictError } from '../errors.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import { lockVaultAndReserve, purgeVaultTombstones, readFeedPage } from './feed.js';
+import { validateEnable, validatePull, validatePurge, validatePush, validateRewrap, validateRotate, validateUserId } from './input.js';
+import { judge } from './judge.js';
+import { classifyFailure } from './transient.js';
+import {
+  DEFAULT_LIMITS,
+  type Conflict,
+  type EnableVaultInput,
+  type PullInput,
+  type PullResult,
+  type PushInput,
+  type PushResult,
+  type RecordState,
+  type RewrapKeyInput,
+  type RotateKeyInput,
+  type SyncLimits,
+  type SyncServiceOptions,
+  type VaultInfo,
+} from './types.js';
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Applies devices' changes to a user's vault and serves them back as a gap-free feed.
+ *
+ * Each call forks the EntityManager it was built with and runs one transaction of its own, so one
+ * instance serves any number of concurrent callers. Every call that writes records first locks the
+ * vault row, which serializes writers of one vault (cheap: they are one person's devices) and
+ * makes version checks and feed positions race-free. See the README's "Sync protocol".
+ *
+ * @example
+ * ```ts
+ * const sync = new SyncService(orm.em);
+ * const { applied, conflicts, cursor } = await sync.push(userId, {
+ *   changes: [{ recordId: 'b1', baseVersion: 0, ciphertext }],
+ *   cursor: lastCursor,
+ * });
+ * ```
+ */
+export class SyncService {
+  /** The limits in force (defaults merged with the options). */
+  readonly limits: Readonly<SyncLimits>;
+  private readonly lockTimeoutMs: number;
+
+  /**
+   * @param em any EntityManager of an ORM initialised with this package's config; it is forked per call
+   * @param options limits and the lock wait
+   */
+  constructor(
+    private readonly em: EntityManager,
+    options: SyncServiceOptions = {},
+  ) {
+    this.limits = Object.freeze({ ...DEFAULT_LIMITS, ...options.limits });
+    this.lockTimeoutMs = Math.max(1, Math.floor(options.lockTimeoutMs ?? 5000));
+  }
+
+  /**
+   * Creates the user's vault with its key envelope.
+   * @throws VaultAlreadyEnabledError | ValidationError
+   */
+  async enableVault(userId: string, input: EnableVaultInput): Promise<VaultInfo> {
+    const owner = validateUserId(userId);
+    const valid = validateEnable(input);
+    try {
+      return await this.transaction(owner, async (em) => {
+        if (await em.count(Vault, { userId: owner })) throw new VaultAlreadyEnabledError(owner);
+        const vault = new Vault(owner, valid, valid.deviceFingerprint);
+        await em.persistAndFlush(vault);
+        return toVaultInfo(await em.refreshOrFail(vault));
+      });
+    } catch (error) {
+      // Two devices enabling at once: the unique user_id lets exactly one win.
+      if (error instanceof UniqueConstraintViolationException) throw new VaultAlreadyEnabledError(owner);
+      throw error;
+    }
+  }
+
+  /** The user's key envelope, or null when the user has no vault. */
+  async getVault(userId: string): Promise<VaultInfo | null> {
+    const owner = validateUserId(userId);
+    return this.transaction(owner, async (em) => {
+      const vault = await em.findOne(Vault, { userId: owner });
+      return vault ? toVaultInfo(vault) : null;
+    });
+  }
+
+  /**
+   * Applies a batch of changes in one transaction and one flush of the unit of work. Changes whose
+   * `baseVersion` is stale come back as conflicts with the server's state; with `atomic: true`,
+   * any conflict means nothing is applied. Re-sending a push whose response was lost is safe.
+   *
+   * @throws VaultNotFoundError | ValidationError | LimitExceededError | ResyncRequiredError | TransientError
+   */
+  async push(userId: string, input: PushInput): Promise<PushResult> {
+    const owner = validateUserId(userId);
+    const { changes, atomic, cursor } = validatePush(input, this.limits);
+    return this.transaction(owner, async (em) => {
+      const head = await lockVaultAndReserve(em, owner, changes.length);
+      if (!head) throw new VaultNotFoundError(owner);
+      const since = cursor === null ? 0 : decodeCursor(cursor, head.vaultId).seq;
+      if (since > head.lastSeq) throw new ResyncRequiredError('the cursor is ahead of the vault');
+
+      const current = changes.length === 0 ? [] : await em.find(VaultRecord, { vault: head.vaultId, recordId: { $in: changes.map((c) => c.recordId) } });
+      const byId = new Map(current.map((r) => [r.recordId, r]));
+      const applied: PushResult['applied'] = [];
+      const confirmed: PushResult['applied'] = [];
+      const conflicts: Conflict[] = [];
+      const writes: (() => void)[] = [];
+      let seq = head.lastSeq;
+      for (const change of changes) {
+        const record = byId.get(change.recordId);
+        const verdict = judge(change, record);
+        if (verdict.kind === 'conflict') {
+          conflicts.push({ recordId: change.recordId, reason: verdict.reason, server: record ? toRecordState(record) : null });
+        } else if (verdict.kind === 'already_applied') {
+          applied.push({ recordId: change.recordId, version: verdict.version });
+          confirmed.push({ recordId: change.recordId, version: verdict.version });
+        } else {
+          const position = ++seq;
+          applied.push({ recordId: change.recordId, version: change.baseVersion + 1 });
+          writes.push(() => {
+            const ciphertext = change.ciphertext ?? EMPTY;
+            if (record) {
+              record.ciphertext = ciphertext;
+              record.deleted = change.ciphertext === null;
+              record.seq = position;
+            } else {
+              em.persist(new VaultRecord(ref(Vault, head.vaultId), owner, change.recordId, ciphertext, position));
+            }
+          });
+        }
+      }
+
+      if (atomic && conflicts.length > 0) {
+        // Nothing of this push is written; changes an earlier attempt already applied stay reported.
+        return { applied: confirmed, conflicts, cursor: encodeCursor(head.vaultId, since) };
+      }
+      for (const write of writes) write();
+      await em.flush();
+      // Past our own changes only when the device had seen everything before them.
+      const next = since === head.lastSeq ? head.lastSeq + changes.length : since;
+      return { applied, conflicts, cursor: encodeCursor(head.vaultId, next) };
+    });
+  }
+
+  /**
+   * Returns the changes after `cursor`, tombstones included, in commit order, paged by `limit`
+   * and `maxBytes`. Keep pulling with the returned cursor while `hasMore` is true.
+   *
+   * @throws VaultNotFoundError | ResyncRequiredError | ValidationError | LimitExceededError
+   */
+  async pull(userId: string, input: PullInput = {}): Promise<PullResult> {
+    const owner = validateUserId(userId);
+    const { cursor, limit, maxBytes } = validatePull(input, this.limits);
+    return this.transaction(owner, async (em) => {
+      // The cursor's vault is only known after the read; a bad cursor wastes one page read.
+      const claimed = cursor === null ? 0 : decodeClaimedSeq(cursor);
+      const page = await readFeedPage(em, owner, claimed, limit, maxBytes);
+      if (!page) throw new VaultNotFoundError(owner);
+      if (cursor !== null) {
+        decodeCursor(cursor, page.vaultId);
+        if (claimed > page.lastSeq) throw new ResyncRequiredError('the cursor is ahead of the vault');
+        if (claimed < page.purgedSeq) throw new ResyncRequiredError('deletions this cursor had not seen were purged');
+      }
+      const last = page.changes.at(-1)?.seq;
+      const next = page.hasMore ? (last as number) : page.lastSeq;
+      return {
+        changes: page.changes.map(({ seq: _seq, ...state }) => state),
+        cursor: encodeCursor(page.vaultId, next),
+        hasMore: page.hasMore,
+      };
+    });
+  }
+
+  /**
+   * Replaces the key envelope (a password or KDF change) when `expectedVersion` is current.
+   * Records are untouched: the vault key itself is unchanged.
+   *
+   * @throws VaultNotFoundError | VersionConflictError | ValidationError
+   */
+  async rewrapKey(userId: string, input: RewrapKeyInput): Promise<VaultInfo> {
+    const owner = validateUserId(userId);
+    const valid = validateRewrap(input);
+    return this.transaction(owner, async (em) => {
+      const vault = await em.findOne(Vault, { userId: owner }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+      if (!vault) throw new VaultNotFoundError(owner);
+      if (vault.version !== valid.expectedVersion) throw VersionConflictError.envelope(valid.expectedVersion, vault.version);
+      vault.replaceEnvelope(valid);
+      await em.flush();
+      return toVaultInfo(await em.refreshOrFail(vault));
+    });
+  }
+
+  /**
+   * Replaces the vault key: the new envelope and every live record re-encrypted, in one
+   * transaction. Accepted only when `records` names exactly the live records at their current
+   * versions; otherwise nothing changes.
+   *
+   * @throws VaultNotFoundError | VersionConflictError | ValidationError | LimitExceededError
+   */
+  async rotateKey(userId: string, input: RotateKeyInput): Promise<VaultInfo> {
+    const owner = validateUserId(userId);
+    const valid = validateRotate(input, this.limits);
+    return this.transaction(owner, async (em) => {
+      const head = await lockVaultAndReserve(em, owner, valid.records.length);
+      if (!head) throw new VaultNotFoundError(owner);
+      const vault = await em.findOneOrFail(Vault, { id: head.vaultId });
+      if (vault.version !== valid.expectedVersion) throw VersionConflictError.envelope(valid.expectedVersion, vault.version);
+
+      const live = await em.find(VaultRecord, { vault: head.vaultId, deleted: false });
+      const byId = new Map(live.map((r) => [r.recordId, r]));
+      const submitted = new Set(valid.records.map((r) => r.recordId));
+      const missing = live.filter((r) => !submitted.has(r.recordId)).map((r) => r.recordId);
+      const unknown = valid.records.filter((r) => !byId.has(r.recordId)).map((r) => r.recordId);
+      const stale = valid.records.filter((r) => byId.has(r.recordId) && byId.get(r.recordId)?.version !== r.baseVersion).map((r) => r.recordId);
+      if (missing.length + unknown.length + stale.length > 0) {
+        throw new VersionConflictError(rotationMismatch(missing, unknown, stale), vault.version);
+      }
+
+      let seq = head.lastSeq;
+      for (const submittedRecord of valid.records) {
+        const record = byId.get(submittedRecord.recordId) as VaultRecord;
+        record.ciphertext = submittedRecord.ciphertext;
+        record.seq = ++seq;
+      }
+      vault.replaceEnvelope(valid);
+      await em.flush();
+      return toVaultInfo(await em.refreshOrFail(vault));
+    });
+  }
+
+  /**
+   * Deletes the user's vault and every record in it (the foreign key's ON DELETE CASCADE).
+   * @throws VaultNotFoundError
+   */
+  async disableVault(userId: string): Promise<{ deletedRecords: number }> {
+    const owner = validateUserId(userId);
+    return this.transaction(owner, async (em) => {
+      const vault = await em.findOne(Vault, { userId: owner }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+      if (!vault) throw new VaultNotFoundError(owner);
+      const deletedRecords = await em.count(VaultRecord, { vault });
+      em.remove(vault);
+      await em.flush();
+      return { deletedRecords };
+    });
+  }
+
+  /**
+   * Removes tombstones last written before `olderThan`, for one user or for all. Cursors that had
+   * not yet seen a purged deletion get `ResyncRequiredError` on their next pull, so no device
+   * silently misses a delete. Each vault is purged in a transaction of its own.
+   *
+   * Purging every vault reads all vaults, so under row-level security it must run as a role that
+   * may see them (see the README); with `userId` it runs as the user like any other call.
+   */
+  async purgeTombstones(input: { olderThan: Date; userId?: string }): Promise<{ purged: number }> {
+    const { olderThan, userId } = validatePurge(input);
+    const owners = userId !== null ? [userId] : await this.allVaultOwners();
+    let purged = 0;
+    for (const owner of owners) {
+      purged += await this.transaction(owner, (em) => purgeVaultTombstones(em, owner, olderThan));
+    }
+    return { purged };
+  }
+
+  private async allVaultOwners(): Promise<string[]> {
+    const rows = await this.em.fork().getConnection().execute<{ user_id: string }[]>('select user_id from vaults order by user_id');
+    return rows.map((r) => r.user_id);
+  }
+
+  /**
+   * Runs `work` in a transaction of its own on a fresh fork, with the caller's user id and the
+   * lock wait set for that transaction only (they vanish at commit, so pooled connections never
+   * carry one user's setting into another's call).
+   */
+  private async transaction<T>(userId: string, work: (em: EntityManager) => Promise<T>): Promise<T> {
+    try {
+      return await this.em.fork().transactional(async (em) => {
+        await em.execute("select set_config('app.user_id', ?, true), set_config('lock_timeout', ?, true)", [userId, `${this.lockTimeoutMs}ms`]);
+        return work(em);
+      });
+    } catch (error) {
+      throw classifyFailure(error);
+    }
+  }
+}
+
+/** The seq a cursor claims, before we know its vault; malformed cursors resync. */
+function decodeClaimedSeq(cursor: string): number {
+  const [, , seq] = Buffer.from(cursor, 'base64url').toString('utf8').split('.');
+  const n = Number(seq);
+  if (!Number.isSafeInteger(n) || n < 0) throw new ResyncRequiredError('the cursor is malformed');
+  return n;
+}
+
+function rotationMismatch(missing: string[], unknown: string[], stale: string[]): string {
+  const list = (ids: string[]) => ids.slice(0, 5).map((id) => `"${id}"`).join(', ') + (ids.length > 5 ? ` and ${ids.length - 5} more` : '');
+  const parts = [
+    missing.length ? `live records not re-encrypted: ${list(missing)}` : '',
+    unknown.length ? `records that are not live: ${list(unknown)}` : '',
+    stale.length ? `records whose baseVersion is not current: ${list(stale)}` : '',
+  ].filter(Boolean);
+  return `Key rotation must re-encrypt exactly the live records at their current versions; ${parts.join('; ')}. Nothing was changed; pull and retry.`;
+}
+
+/** The server's state of a record, as conflicts and pulls report it. */
+export function toRecordState(record: VaultRecord): RecordState {
+  return {
+    recordId: record.recordId,
+    version: record.version,
+    deleted: record.deleted,
+    ciphertext: record.deleted ? null : record.ciphertext,
+    updatedAt: record.updatedAt,
+  };
+}
+
+function toVaultInfo(vault: Vault): VaultInfo {
+  return {
+    userId: vault.userId,
+    wrappedKey: vault.wrappedKey,
+    salt: vault.salt,
+    kdfParams: vault.kdfParams,
+    deviceFingerprint: vault.deviceFingerprint,
+    version: vault.version,
+    enabledAt: vault.enabledAt,
+    updatedAt: vault.updatedAt,
+  };
+}

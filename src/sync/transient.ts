@@ -1,0 +1,65 @@
+/**
+ * Which database failures are worth a retry. A killed backend, a dropped socket, a lock wait over
+ * `lock_timeout`, a deadlock or a serialization failure all roll the whole transaction back, so
+ * the caller can simply re-send the call.
+ *
+ * @module
+ */
+import { OptimisticLockError } from '@mikro-orm/core';
+import { TransientError, VaultDbError } from '../errors.js';
+
+const RETRYABLE_SQLSTATES: Record<string, string> = {
+  '40001': 'a serialization failure',
+  '40P01': 'a deadlock',
+  '55P03': 'the vault lock was held by another call for longer than lockTimeoutMs',
+  '57P01': 'the server terminated the connection',
+  '57P02': 'the server terminated the connection',
+  '57P03': 'the server is starting up or shutting down',
+  '57014': 'the statement was cancelled',
+  '53300': 'the server has too many connections',
+};
+
+const RETRYABLE_MESSAGES = [
+  'Connection terminated',
+  'connection terminated',
+  'Client has encountered a connection error',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'timeout exceeded when trying to connect',
+  'Connection ended unexpectedly',
+  'read ECONNRESET',
+];
+
+/** Every error in the `cause` chain, outermost first. */
+function chain(error: unknown): unknown[] {
+  const out: unknown[] = [];
+  for (let e = error; e !== undefined && e !== null && out.length < 8; e = (e as { cause?: unknown }).cause) out.push(e);
+  return out;
+}
+
+/**
+ * Maps a failure of a service call to the error the caller should see: the package's own errors
+ * pass through, retryable database failures become {@link TransientError} (with the original as
+ * `cause`), and anything else is rethrown unchanged, since it is a bug worth a stack trace.
+ */
+export function classifyFailure(error: unknown): unknown {
+  if (error instanceof VaultDbError) return error;
+  // Every vault write holds the vault lock, so only a writer outside the service can race us
+  // here; the transaction rolled back and a retry sees the new version.
+  if (error instanceof OptimisticLockError) return new TransientError('A record changed under this call; retry it.', error);
+  for (const e of chain(error)) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && code in RETRYABLE_SQLSTATES) {
+      return new TransientError(`The database call failed because ${RETRYABLE_SQLSTATES[code]}; it applied completely or not at all, and re-sending it is safe.`, error);
+    }
+    if (typeof code === 'string' && code.startsWith('08')) {
+      return new TransientError('The database connection failed; the call applied completely or not at all, and re-sending it is safe.', error);
+    }
+    const message = (e as { message?: unknown }).message;
+    if (typeof message === 'string' && RETRYABLE_MESSAGES.some((m) => message.includes(m))) {
+      return new TransientError('The database connection was lost; the call applied completely or not at all, and re-sending it is safe.', error);
+    }
+  }
+  return error;
+}

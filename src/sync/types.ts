@@ -1,0 +1,164 @@
+/**
+ * The sync service's public shapes. Byte fields accept any `Uint8Array` and come back as `Buffer`.
+ *
+ * @module
+ */
+import type { KdfParams } from '../envelope.js';
+
+/** Create or update a record: `baseVersion` is the version the device last saw (0 to create). */
+export interface UpsertChange {
+  recordId: string;
+  baseVersion: number;
+  ciphertext: Uint8Array;
+  deleted?: false;
+}
+
+/** Delete a record, leaving a tombstone: `baseVersion` is the version the device last saw. */
+export interface DeleteChange {
+  recordId: string;
+  baseVersion: number;
+  deleted: true;
+}
+
+/** One change a device pushes. */
+export type Change = UpsertChange | DeleteChange;
+
+/** A record as the server holds it. `ciphertext` is null for a tombstone. */
+export interface RecordState {
+  recordId: string;
+  version: number;
+  deleted: boolean;
+  ciphertext: Buffer | null;
+  updatedAt: Date;
+}
+
+/**
+ * Why a change was not applied:
+ * - `version_mismatch`: the record moved on since `baseVersion`; merge with `server` and re-push at `server.version`;
+ * - `gone`: the record was deleted (`server` is the tombstone) or purged (`server` is null);
+ * - `exists`: the change creates (`baseVersion` 0) a record id that is already taken.
+ */
+export type ConflictReason = 'version_mismatch' | 'gone' | 'exists';
+
+/** A change that was not applied, with the server's state so the device can merge. */
+export interface Conflict {
+  recordId: string;
+  reason: ConflictReason;
+  server: RecordState | null;
+}
+
+/** Input of `push`. */
+export interface PushInput {
+  changes: Change[];
+  /** When true, any conflict means nothing of this push is applied. Default false. */
+  atomic?: boolean;
+  /** The device's current feed cursor, so the result's cursor can move past this push. */
+  cursor?: string | null;
+}
+
+/** Result of `push`. */
+export interface PushResult {
+  /** Changes now stored, each with the record's new version (including retries that had already applied). */
+  applied: { recordId: string; version: number }[];
+  conflicts: Conflict[];
+  /**
+   * Always safe to adopt: past this push's changes only if nothing else was committed after the
+   * cursor the device sent; otherwise the device's own cursor, so it pulls what it missed.
+   */
+  cursor: string;
+}
+
+/** Input of `pull`. */
+export interface PullInput {
+  /** The cursor from the last pull or push; null or absent for a full sync. */
+  cursor?: string | null;
+  /** Most changes to return. Default and maximum come from the service's limits. */
+  limit?: number;
+  /** Most ciphertext bytes to return (at least one change is always returned). */
+  maxBytes?: number;
+}
+
+/** Result of `pull`. */
+export interface PullResult {
+  /** Changes after the cursor, tombstones included, in commit order. */
+  changes: RecordState[];
+  cursor: string;
+  /** True when more changes wait: pull again with the returned cursor. */
+  hasMore: boolean;
+}
+
+/** The key envelope and its version, as a device needs it to unlock the vault. */
+export interface VaultInfo {
+  userId: string;
+  wrappedKey: Buffer;
+  salt: Buffer;
+  kdfParams: KdfParams;
+  deviceFingerprint: string | null;
+  /** Envelope version; pass it as `expectedVersion` to `rewrapKey` and `rotateKey`. */
+  version: number;
+  enabledAt: Date;
+  updatedAt: Date;
+}
+
+/** Input of `enableVault`. */
+export interface EnableVaultInput {
+  wrappedKey: Uint8Array;
+  salt: Uint8Array;
+  kdfParams: KdfParams;
+  deviceFingerprint?: string | null;
+}
+
+/** Input of `rewrapKey`: a new envelope for the same vault key (a password or KDF change). */
+export interface RewrapKeyInput {
+  expectedVersion: number;
+  wrappedKey: Uint8Array;
+  salt: Uint8Array;
+  kdfParams: KdfParams;
+}
+
+/** Input of `rotateKey`: a new vault key, and every live record re-encrypted with it. */
+export interface RotateKeyInput extends RewrapKeyInput {
+  records: { recordId: string; baseVersion: number; ciphertext: Uint8Array }[];
+}
+
+/** Configurable limits; every one has a default (see {@link DEFAULT_LIMITS}). */
+export interface SyncLimits {
+  /** Most changes in one push. */
+  maxChanges: number;
+  /** Most ciphertext bytes in one record. */
+  maxRecordBytes: number;
+  /** Longest `recordId`, in characters (code points). */
+  maxRecordIdLength: number;
+  /** Largest `limit` a pull may ask for. */
+  maxPullLimit: number;
+  /** `limit` of a pull that does not say. */
+  defaultPullLimit: number;
+  /** Largest `maxBytes` a pull may ask for. */
+  maxPullBytes: number;
+  /** `maxBytes` of a pull that does not say. */
+  defaultPullBytes: number;
+  /** Most records one `rotateKey` may re-encrypt. */
+  maxRotationRecords: number;
+}
+
+/** The defaults of {@link SyncLimits}. */
+export const DEFAULT_LIMITS: Readonly<SyncLimits> = Object.freeze({
+  maxChanges: 1000,
+  maxRecordBytes: 64 * 1024,
+  maxRecordIdLength: 255,
+  maxPullLimit: 1000,
+  defaultPullLimit: 500,
+  maxPullBytes: 16 * 1024 * 1024,
+  defaultPullBytes: 4 * 1024 * 1024,
+  maxRotationRecords: 100_000,
+});
+
+/** Options of `new SyncService(em, options)`. */
+export interface SyncServiceOptions {
+  limits?: Partial<SyncLimits>;
+  /**
+   * How long a call waits for the vault lock (held by a concurrent push to the same vault) before
+   * failing with a retryable `TransientError`, in ms. Default 5,000.
+   */
+  lockTimeoutMs?: number;
+}
