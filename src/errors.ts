@@ -15,6 +15,7 @@ export type VaultDbErrorCode =
   | 'validation_failed'
   | 'limit_exceeded'
   | 'transient'
+  | 'database'
   | 'configuration';
 
 /** Base class of every error this package throws on purpose. */
@@ -145,6 +146,18 @@ export class LimitExceededError extends VaultDbError {
 export class TransientError extends VaultDbError {
   readonly code = 'transient' as const;
   override readonly retryable = true;
+  constructor(message: string, cause: unknown) {
+    super(message, { cause });
+  }
+}
+
+/**
+ * The database rejected a statement for a reason that is not the caller's input and not worth a
+ * retry: a bug or a schema out of date. The message keeps the SQLSTATE, constraint and table, but
+ * never the statement's parameters, which may hold ciphertext.
+ */
+export class DatabaseError extends VaultDbError {
+  readonly code = 'database' as const;
   constructor(message: string, cause: unknown) {
     super(message, { cause });
   }

@@ -38,6 +38,7 @@ export {
   ValidationError,
   LimitExceededError,
   TransientError,
+  DatabaseError,
   ConfigurationError,
   type VaultDbErrorCode,
   type RuleViolation,

@@ -62,14 +62,21 @@ export async function runMigrations(options: RunMigrationsOptions = {}): Promise
     } catch (error) {
       throw new TransientError('Timed out waiting for another process to finish migrating; retry later.', error);
     }
-    const orm = await MikroORM.init(createConfig(target.url, { pool: { min: 0, max: 2 } }));
+    const config = createConfig(target.url, { pool: { min: 0, max: 2 } });
+    // Applying migrations must not rewrite the migration snapshot in the source tree: MikroORM
+    // would write the target database's schema (drift included) to it, truncating the file in
+    // place while `migration:check` in another process may be reading it.
+    const orm = await MikroORM.init({ ...config, migrations: { ...config.migrations, snapshot: false } });
     try {
       const migrator = orm.getMigrator() as Migrator;
       const previouslyApplied = (await migrator.getExecutedMigrations()).map((m) => m.name);
       const pending = await migrator.getPendingMigrations();
       if (pending.length === 0) return { applied: [], previouslyApplied, serverVersion };
-      migrator.on('migrated', ({ name }) => log(`migrated ${name}`));
       const applied = (await migrator.up()).map((m) => m.name);
+      // Logged after `up()` returns, not from the 'migrated' event: MikroORM 6.6 rebuilds its
+      // Umzug inside `up()`, dropping listeners added before, and with allOrNothing a migration
+      // is applied only once the whole run commits.
+      for (const name of applied) log(`migrated ${name}`);
       return { applied, previouslyApplied, serverVersion };
     } finally {
       await orm.close(true);

@@ -72,18 +72,18 @@ export class SyncService {
   async enableVault(userId: string, input: EnableVaultInput): Promise<VaultInfo> {
     const owner = validateUserId(userId);
     const valid = validateEnable(input);
-    try {
-      return await this.transaction(owner, async (em) => {
-        if (await em.count(Vault, { userId: owner })) throw new VaultAlreadyEnabledError(owner);
-        const vault = new Vault(owner, valid, valid.deviceFingerprint);
+    return this.transaction(owner, async (em) => {
+      if (await em.count(Vault, { userId: owner })) throw new VaultAlreadyEnabledError(owner);
+      const vault = new Vault(owner, valid, valid.deviceFingerprint);
+      try {
         await em.persistAndFlush(vault);
-        return toVaultInfo(await em.refreshOrFail(vault));
-      });
-    } catch (error) {
-      // Two devices enabling at once: the unique user_id lets exactly one win.
-      if (error instanceof UniqueConstraintViolationException) throw new VaultAlreadyEnabledError(owner);
-      throw error;
-    }
+      } catch (error) {
+        // Two devices enabling at once: the unique user_id lets exactly one win.
+        if (error instanceof UniqueConstraintViolationException) throw new VaultAlreadyEnabledError(owner);
+        throw error;
+      }
+      return toVaultInfo(await em.refreshOrFail(vault));
+    });
   }
 
   /** The user's key envelope, or null when the user has no vault. */

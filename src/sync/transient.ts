@@ -6,7 +6,7 @@
  * @module
  */
 import { OptimisticLockError } from '@mikro-orm/core';
-import { TransientError, VaultDbError } from '../errors.js';
+import { DatabaseError, TransientError, VaultDbError } from '../errors.js';
 
 const RETRYABLE_SQLSTATES: Record<string, string> = {
   '40001': 'a serialization failure',
@@ -39,27 +39,55 @@ function chain(error: unknown): unknown[] {
 }
 
 /**
+ * What may be kept of a driver error. MikroORM's exceptions start their message with the SQL and
+ * its parameters, which may hold ciphertext, so only the SQLSTATE, the constraint, the table and
+ * the server's own message (which never quotes parameters of these statements) survive.
+ */
+function sanitize(error: unknown): Error {
+  const found = chain(error).find((e) => typeof (e as { code?: unknown }).code === 'string') ?? error;
+  const e = found as { code?: string; constraint?: string; table?: string; routine?: string; name?: string; message?: string };
+  const serverMessage = e.routine !== undefined && typeof e.message === 'string' ? (e.message.split(' - ').at(-1) ?? '') : '';
+  const parts = [
+    e.code ? `SQLSTATE/code ${e.code}` : (e.name ?? 'Error'),
+    e.constraint ? `constraint ${e.constraint}` : '',
+    e.table ? `table ${e.table}` : '',
+    serverMessage,
+  ].filter(Boolean);
+  const safe = new Error(parts.join(', '));
+  safe.name = 'DatabaseFailure';
+  Object.assign(safe, { code: e.code });
+  return safe;
+}
+
+/**
  * Maps a failure of a service call to the error the caller should see: the package's own errors
- * pass through, retryable database failures become {@link TransientError} (with the original as
- * `cause`), and anything else is rethrown unchanged, since it is a bug worth a stack trace.
+ * pass through, retryable database failures become {@link TransientError}, and any other database
+ * failure becomes {@link DatabaseError}; both carry a sanitized cause. Anything else (a bug in
+ * this package) is rethrown unchanged.
  */
 export function classifyFailure(error: unknown): unknown {
   if (error instanceof VaultDbError) return error;
   // Every vault write holds the vault lock, so only a writer outside the service can race us
   // here; the transaction rolled back and a retry sees the new version.
-  if (error instanceof OptimisticLockError) return new TransientError('A record changed under this call; retry it.', error);
+  if (error instanceof OptimisticLockError) return new TransientError('A record changed under this call; retry it.', sanitize(error));
+  let isDriverError = false;
   for (const e of chain(error)) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && code in RETRYABLE_SQLSTATES) {
-      return new TransientError(`The database call failed because ${RETRYABLE_SQLSTATES[code]}; it applied completely or not at all, and re-sending it is safe.`, error);
+      return new TransientError(`The database call failed because ${RETRYABLE_SQLSTATES[code]}; it applied completely or not at all, and re-sending it is safe.`, sanitize(error));
     }
     if (typeof code === 'string' && code.startsWith('08')) {
-      return new TransientError('The database connection failed; the call applied completely or not at all, and re-sending it is safe.', error);
+      return new TransientError('The database connection failed; the call applied completely or not at all, and re-sending it is safe.', sanitize(error));
     }
     const message = (e as { message?: unknown }).message;
     if (typeof message === 'string' && RETRYABLE_MESSAGES.some((m) => message.includes(m))) {
-      return new TransientError('The database connection was lost; the call applied completely or not at all, and re-sending it is safe.', error);
+      return new TransientError('The database connection was lost; the call applied completely or not at all, and re-sending it is safe.', sanitize(error));
     }
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) isDriverError = true;
+  }
+  if (isDriverError) {
+    const safe = sanitize(error);
+    return new DatabaseError(`Unexpected database error (${safe.message}); nothing was written.`, safe);
   }
   return error;
 }
