@@ -4,14 +4,37 @@
  *
  * @module
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { GeneratedCacheAdapter, ReflectMetadataProvider } from '@mikro-orm/core';
 import { defineConfig, type Options } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
-import { TsMorphMetadataProvider } from '@mikro-orm/reflection';
 import { entities } from './entities/index.js';
 
 /** Folder of the migrations next to this module: `src/migrations` in development, `dist/migrations` when built. */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations', import.meta.url));
+
+/** The metadata cache `npm run build` generates next to the built modules (`dist/metadata.json`). */
+export const GENERATED_METADATA = fileURLToPath(new URL('./metadata.json', import.meta.url));
+
+/**
+ * How entity metadata is found. The built package reads the cache generated at build time, so
+ * production never loads ts-morph (a cold-start cost on serverless hosts); from the TypeScript
+ * sources, ts-morph reflects the entities and caches the result in `.data/metadata-cache`.
+ */
+function metadataOptions(): Pick<Options, 'metadataProvider' | 'metadataCache'> {
+  if (existsSync(GENERATED_METADATA)) {
+    const data = JSON.parse(readFileSync(GENERATED_METADATA, 'utf8')) as Record<string, unknown>;
+    return { metadataProvider: ReflectMetadataProvider, metadataCache: { enabled: true, adapter: GeneratedCacheAdapter, options: { data } } };
+  }
+  // Loaded lazily: ts-morph is large, and the built package does not need it.
+  const { TsMorphMetadataProvider } = createRequire(import.meta.url)('@mikro-orm/reflection') as typeof import('@mikro-orm/reflection');
+  return {
+    metadataProvider: TsMorphMetadataProvider,
+    metadataCache: { enabled: true, options: { cacheDir: fileURLToPath(new URL('../.data/metadata-cache', import.meta.url)) } },
+  };
+}
 
 /**
  * Largest number of rows MikroORM puts in one INSERT or UPDATE statement. It is at least the
@@ -34,8 +57,7 @@ export function createConfig(clientUrl: string, overrides: Partial<Options> = {}
   return defineConfig({
     clientUrl,
     entities: [...entities],
-    metadataProvider: TsMorphMetadataProvider,
-    metadataCache: { enabled: true, options: { cacheDir: fileURLToPath(new URL('../.data/metadata-cache', import.meta.url)) } },
+    ...metadataOptions(),
     extensions: [Migrator],
     batchSize: FLUSH_BATCH_SIZE,
     // Entities are never loaded implicitly across requests: each service call forks its own EM.
