@@ -8,11 +8,17 @@ import { createConfig } from './src/config.js';
 import { checkDatabaseReachable, resolveMigrationUrl } from './src/database-url.js';
 import { VaultDbError } from './src/errors.js';
 
+// Only these commands should read or write the committed snapshot. `migration:up`/`down` would
+// otherwise overwrite it with whatever schema the target database has, drift included.
+const SNAPSHOT_COMMANDS = new Set(['migration:create', 'migration:check']);
+
 export default async () => {
   try {
     const target = await resolveMigrationUrl();
     await checkDatabaseReachable(target);
-    return createConfig(target.url);
+    const config = createConfig(target.url);
+    const snapshot = process.argv.some((arg) => SNAPSHOT_COMMANDS.has(arg));
+    return { ...config, migrations: { ...config.migrations, snapshot } };
   } catch (error) {
     if (error instanceof VaultDbError) {
       console.error(`vault-db: ${error.message}`);

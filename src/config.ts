@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { GeneratedCacheAdapter, ReflectMetadataProvider } from '@mikro-orm/core';
 import { defineConfig, type Options } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
+import type * as Reflection from '@mikro-orm/reflection';
 import { entities } from './entities/index.js';
 
 /** Folder of the migrations next to this module: `src/migrations` in development, `dist/migrations` when built. */
@@ -29,7 +30,7 @@ function metadataOptions(): Pick<Options, 'metadataProvider' | 'metadataCache'> 
     return { metadataProvider: ReflectMetadataProvider, metadataCache: { enabled: true, adapter: GeneratedCacheAdapter, options: { data } } };
   }
   // Loaded lazily: ts-morph is large, and the built package does not need it.
-  const { TsMorphMetadataProvider } = createRequire(import.meta.url)('@mikro-orm/reflection') as typeof import('@mikro-orm/reflection');
+  const { TsMorphMetadataProvider } = createRequire(import.meta.url)('@mikro-orm/reflection') as typeof Reflection;
   return {
     metadataProvider: TsMorphMetadataProvider,
     metadataCache: { enabled: true, options: { cacheDir: fileURLToPath(new URL('../.data/metadata-cache', import.meta.url)) } },

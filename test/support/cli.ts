@@ -1,0 +1,41 @@
+/** Runs the project's scripts as a user would, in a child process, and reports how they ended. */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+/** The project root, so commands behave as when run from a shell there. */
+export const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** How a command ended. */
+export interface CliResult {
+  /** The exit code; null when a signal ended the process. */
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `command args` in the project root with exactly `env` on top of PATH and HOME (none of the
+ * test runner's variables leak in, so `DIRECT_URL` or `NODE_OPTIONS` can't change the outcome).
+ * Never throws on a non-zero exit: the exit code is part of what tests check.
+ */
+export function runCli(command: string, args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<CliResult> {
+  const base: Record<string, string> = {};
+  for (const key of ['PATH', 'HOME', 'TMPDIR', 'LANG']) {
+    const value = process.env[key];
+    if (value !== undefined) base[key] = value;
+  }
+  return new Promise((resolve, reject) => {
+    execFile(
+      command,
+      args,
+      { cwd: PROJECT_ROOT, env: { ...base, ...env }, timeout: timeoutMs, maxBuffer: 10 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        if (error && typeof error.code !== 'number' && error.signal == null) {
+          reject(error); // the command could not be started at all
+          return;
+        }
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr });
+      },
+    );
+  });
+}
