@@ -95,6 +95,33 @@ function checkCiphertext(value: unknown, path: string, recordId: string | undefi
   return Buffer.from(value.buffer, value.byteOffset, value.length);
 }
 
+/** The parts every entry of a push or a rotation shares, checked by {@link eachEntry}. */
+interface EntryHead {
+  path: string;
+  entry: Record<string, unknown>;
+  recordId: string | undefined;
+  baseVersion: number;
+}
+
+/** Checks that each entry is an object with a valid, unique `recordId` and `baseVersion`, then hands it to `visit`. */
+function eachEntry(list: unknown[], prefix: string, batch: string, limits: SyncLimits, out: RuleViolation[], visit: (head: EntryHead) => void): void {
+  const seen = new Set<string>();
+  list.forEach((raw, i) => {
+    const path = `${prefix}.${i}`;
+    if (typeof raw !== 'object' || raw === null) {
+      out.push({ path, rule: `must be an object, not ${describeType(raw)}` });
+      return;
+    }
+    const entry = raw as Record<string, unknown>;
+    const recordId = checkRecordId(entry.recordId, `${path}.recordId`, limits, out);
+    if (recordId !== undefined) {
+      if (seen.has(recordId)) out.push({ path: `${path}.recordId`, rule: `appears more than once in this ${batch}`, recordId });
+      seen.add(recordId);
+    }
+    visit({ path, entry, recordId, baseVersion: checkVersion(entry.baseVersion, `${path}.baseVersion`, recordId, out) });
+  });
+}
+
 function fail(out: RuleViolation[], over: RuleViolation[]): void {
   if (out.length > 0) throw new ValidationError(out);
   if (over.length > 0) throw new LimitExceededError(over);
@@ -127,26 +154,13 @@ export function validatePush(input: unknown, limits: SyncLimits): ValidPush {
     over.push({ path: 'changes', rule: `a push holds at most ${limits.maxChanges} changes, not ${list.length}` });
     fail(out, over);
   }
-  const seen = new Set<string>();
   const valid: ValidChange[] = [];
-  list.forEach((raw, i) => {
-    const path = `changes.${i}`;
-    if (typeof raw !== 'object' || raw === null) {
-      out.push({ path, rule: `must be an object, not ${describeType(raw)}` });
-      return;
-    }
-    const change = raw as Record<string, unknown>;
-    const recordId = checkRecordId(change.recordId, `${path}.recordId`, limits, out);
-    if (recordId !== undefined) {
-      if (seen.has(recordId)) out.push({ path: `${path}.recordId`, rule: 'appears more than once in this push', recordId });
-      seen.add(recordId);
-    }
-    const baseVersion = checkVersion(change.baseVersion, `${path}.baseVersion`, recordId, out);
+  eachEntry(list, 'changes', 'push', limits, out, ({ path, entry, recordId, baseVersion }) => {
     let ciphertext: Buffer | null = null;
-    if (change.deleted === true) {
-      if (change.ciphertext !== undefined) out.push(withRecord({ path: `${path}.ciphertext`, rule: 'a delete carries no ciphertext' }, recordId));
-    } else if (change.deleted === undefined || change.deleted === false) {
-      ciphertext = checkCiphertext(change.ciphertext, `${path}.ciphertext`, recordId, limits, out, over);
+    if (entry.deleted === true) {
+      if (entry.ciphertext !== undefined) out.push(withRecord({ path: `${path}.ciphertext`, rule: 'a delete carries no ciphertext' }, recordId));
+    } else if (entry.deleted === undefined || entry.deleted === false) {
+      ciphertext = checkCiphertext(entry.ciphertext, `${path}.ciphertext`, recordId, limits, out, over);
     } else {
       out.push(withRecord({ path: `${path}.deleted`, rule: 'must be true, false or absent' }, recordId));
     }
@@ -252,22 +266,9 @@ export function validateRotate(input: unknown, limits: SyncLimits): ValidRotate 
   if (records.length > limits.maxRotationRecords) {
     throw new LimitExceededError([{ path: 'records', rule: `a rotation re-encrypts at most ${limits.maxRotationRecords} records, not ${records.length}` }]);
   }
-  const seen = new Set<string>();
   const valid: ValidRotate['records'] = [];
-  records.forEach((raw: unknown, i) => {
-    const path = `records.${i}`;
-    if (typeof raw !== 'object' || raw === null) {
-      out.push({ path, rule: `must be an object, not ${describeType(raw)}` });
-      return;
-    }
-    const r = raw as Record<string, unknown>;
-    const recordId = checkRecordId(r.recordId, `${path}.recordId`, limits, out);
-    if (recordId !== undefined) {
-      if (seen.has(recordId)) out.push({ path: `${path}.recordId`, rule: 'appears more than once in this rotation', recordId });
-      seen.add(recordId);
-    }
-    const baseVersion = checkVersion(r.baseVersion, `${path}.baseVersion`, recordId, out);
-    const ciphertext = checkCiphertext(r.ciphertext, `${path}.ciphertext`, recordId, limits, out, over);
+  eachEntry(records, 'records', 'rotation', limits, out, ({ path, entry, recordId, baseVersion }) => {
+    const ciphertext = checkCiphertext(entry.ciphertext, `${path}.ciphertext`, recordId, limits, out, over);
     if (recordId !== undefined && ciphertext) valid.push({ recordId, baseVersion, ciphertext });
   });
   fail(out, over);
