@@ -152,6 +152,15 @@ describe('updated_at is set by the database on every UPDATE', () => {
     expect(await isLater('vaults', vault.id, before)).toBe(true);
   });
 
+  test('vaults: moving only the feed counters (what every push does) leaves updated_at alone', async () => {
+    const vault = await insertVault();
+    const before = await updatedAt('vaults', vault.id);
+    await db.pool.query('update vaults set last_seq = last_seq + 5, purged_seq = purged_seq + 1 where id = $1', [vault.id]);
+    expect(await updatedAt('vaults', vault.id)).toBe(before);
+    await db.pool.query(`update vaults set updated_at = '2000-01-01T00:00:00Z' where id = $1`, [vault.id]);
+    expect(await isLater('vaults', vault.id, before)).toBe(true);
+  });
+
   test('records: a raw UPDATE in a later transaction moves updated_at forward', async () => {
     const id = await insertRecord(await insertVault());
     const before = await updatedAt('records', id);

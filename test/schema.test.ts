@@ -130,7 +130,8 @@ describe('triggers', () => {
       records_user_id_matches_vault:
         'CREATE TRIGGER records_user_id_matches_vault BEFORE INSERT OR UPDATE OF user_id, vault_id ON public.records FOR EACH ROW EXECUTE FUNCTION vault_db_check_record_owner()',
       vaults_touch_updated_at:
-        'CREATE TRIGGER vaults_touch_updated_at BEFORE UPDATE ON public.vaults FOR EACH ROW EXECUTE FUNCTION vault_db_touch_updated_at()',
+        // Moving only the feed counters (every push does) is not a change of the vault itself.
+        "CREATE TRIGGER vaults_touch_updated_at BEFORE UPDATE ON public.vaults FOR EACH ROW WHEN (((to_jsonb(old.*) - '{last_seq,purged_seq}'::text[]) IS DISTINCT FROM (to_jsonb(new.*) - '{last_seq,purged_seq}'::text[]))) EXECUTE FUNCTION vault_db_touch_updated_at()",
       vaults_user_id_immutable:
         'CREATE TRIGGER vaults_user_id_immutable BEFORE UPDATE OF user_id ON public.vaults FOR EACH ROW EXECUTE FUNCTION vault_db_freeze_vault_user_id()',
     });

@@ -55,28 +55,32 @@ interface FeedRow {
   version: number;
   deleted: boolean;
   ciphertext: Buffer;
-  updated_at: Date;
+  /** Raw SQL through MikroORM's driver returns timestamptz as text. */
+  updated_at: string;
   seq: string;
   running_bytes: string;
 }
 
 // Reads the vault head and the page in one statement (one snapshot). The inner query walks
 // idx_records_vault_seq from the cursor; the outer filter keeps the rows that start within the
-// byte budget, which is the page plus at most one row that tells whether more is waiting.
+// byte budget, which is the page plus the next row, which tells whether more is waiting. The
+// first two rows are always kept: a first row larger than the budget is a page of its own, and
+// the second still has to say that more is waiting.
 const PAGE_SQL = `
 select v.id as vault_id, v.last_seq, v.purged_seq,
        p.record_id, p.version, p.deleted, p.ciphertext, p.updated_at, p.seq, p.running_bytes
 from vaults v
 left join lateral (
-  select q.* from (
+  select q.record_id, q.version, q.deleted, q.ciphertext, q.updated_at, q.seq, q.running_bytes from (
     select r.record_id, r.version, r.deleted, r.ciphertext, r.updated_at, r.seq,
-           sum(octet_length(r.ciphertext)) over (order by r.seq) as running_bytes
+           sum(octet_length(r.ciphertext)) over (order by r.seq) as running_bytes,
+           row_number() over (order by r.seq) as rn
     from records r
     where r.vault_id = v.id and r.seq > ?
     order by r.seq
     limit ?
   ) q
-  where q.running_bytes - octet_length(q.ciphertext) <= ?
+  where q.rn <= 2 or q.running_bytes - octet_length(q.ciphertext) <= ?
 ) p on true
 where v.user_id = ?
 order by p.seq`;
@@ -100,7 +104,7 @@ export async function readFeedPage(em: EntityManager, userId: string, afterSeq: 
       version: row.version,
       deleted: row.deleted,
       ciphertext: row.deleted ? null : row.ciphertext,
-      updatedAt: row.updated_at,
+      updatedAt: new Date(row.updated_at),
       seq: Number(row.seq),
     });
   }

@@ -26,7 +26,8 @@ export type Verdict =
  */
 export function judge(change: ValidChange, current: VaultRecord | undefined): Verdict {
   if (!current) {
-    return change.baseVersion === 0 ? { kind: 'write' } : { kind: 'conflict', reason: 'gone' };
+    // Deleting what the server never had (or has purged) writes nothing: it is already gone.
+    return change.baseVersion === 0 && change.ciphertext !== null ? { kind: 'write' } : { kind: 'conflict', reason: 'gone' };
   }
   // Versions start at 1, so a create (baseVersion 0) never matches an existing record here.
   if (change.baseVersion === current.version) return { kind: 'write' };

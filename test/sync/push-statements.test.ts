@@ -1,0 +1,107 @@
+/**
+ * One push is one transaction and one flush of the unit of work: the number of SQL statements
+ * does not grow with the number of changes. Counted from MikroORM's own query log, on a second
+ * ORM connected to the same test database.
+ */
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { MikroORM } from '@mikro-orm/postgresql';
+import { createConfig } from '../../src/config.js';
+import { SyncService } from '../../src/sync/sync-service.js';
+import type { Change } from '../../src/sync/types.js';
+import { del, newVault, put, setupSyncDatabase, storedRecords } from './support/sync.js';
+
+const ctx = setupSyncDatabase();
+const lines: string[] = [];
+let logged: MikroORM;
+let sync: SyncService;
+
+beforeAll(async () => {
+  logged = await MikroORM.init(createConfig(ctx.db.url, { debug: ['query'], logger: (message: string) => lines.push(message) }));
+  sync = new SyncService(logged.em);
+});
+afterAll(async () => {
+  await logged?.close(true);
+});
+
+// The logger colours its lines with ANSI escapes (ESC [ ... m) whatever the options say.
+const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
+// Each line ends with the timing, e.g. " [took 1 ms, 1 result]".
+const TIMING = / \[took [^\]]*\]$/;
+
+/** The SQL of every statement the ORM sent while `work` ran (the log prefixes each with "[query] "). */
+async function statementsOf(work: () => Promise<unknown>): Promise<string[]> {
+  lines.length = 0;
+  await work();
+  const statements = lines
+    .map((l) => l.replace(ANSI, ''))
+    .filter((l) => l.startsWith('[query] '))
+    .map((l) => l.slice('[query] '.length).replace(TIMING, ''));
+  // A silent logger would make every count below trivially equal.
+  expect(statements.length).toBeGreaterThan(0);
+  return statements;
+}
+
+const count = (statements: string[], prefix: string) => statements.filter((s) => s.startsWith(prefix)).length;
+
+/**
+ * A vault holding `size` records, and a push of `size` changes against it: a third creates, a
+ * third updates, a third deletes, so every kind of write is in the same flush.
+ */
+async function mixedPush(size: number): Promise<{ user: string; changes: Change[] }> {
+  const user = await newVault(sync);
+  await sync.push(user, { changes: Array.from({ length: size }, (_, i) => put(`old-${i}`, 0)) });
+  const changes: Change[] = Array.from({ length: size }, (_, i) => {
+    if (i % 3 === 0) return put(`new-${i}`, 0);
+    if (i % 3 === 1) return put(`old-${i}`, 1);
+    return del(`old-${i}`, 1);
+  });
+  return { user, changes };
+}
+
+test('a push of 10, 200 or 1000 (the maximum) changes sends the same statements: one transaction, one INSERT, one UPDATE', async () => {
+  const perSize = new Map<number, string[]>();
+  for (const size of [10, 200, 1000]) {
+    const { user, changes } = await mixedPush(size);
+    const statements = await statementsOf(async () => {
+      const result = await sync.push(user, { changes });
+      expect(result.applied).toHaveLength(size);
+      expect(result.conflicts).toEqual([]);
+    });
+    perSize.set(size, statements);
+
+    // One transaction around everything...
+    expect(statements[0]).toBe('begin');
+    expect(statements.at(-1)).toBe('commit');
+    expect(count(statements, 'begin')).toBe(1);
+    expect(count(statements, 'commit')).toBe(1);
+    // ...and one flush: every create in one INSERT, every update and delete in one UPDATE.
+    expect(count(statements, 'insert into "records"')).toBe(1);
+    expect(count(statements, 'update "records"')).toBe(1);
+
+    // The statements really did all the work (nothing was skipped or deferred).
+    const rows = await storedRecords(ctx.db.pool, user);
+    expect([...rows.values()].filter((r) => r.deleted)).toHaveLength(Math.floor(size / 3));
+    expect(rows.size).toBe(size + Math.ceil(size / 3));
+  }
+  const counts = [...perSize.values()].map((s) => s.length);
+  expect(new Set(counts).size).toBe(1);
+});
+
+test('a push of creates only sends no UPDATE of records, and a push of updates only sends no INSERT', async () => {
+  const user = await newVault(sync);
+  const creates = await statementsOf(() => sync.push(user, { changes: [put('a', 0), put('b', 0), put('c', 0)] }));
+  expect(count(creates, 'insert into "records"')).toBe(1);
+  expect(count(creates, 'update "records"')).toBe(0);
+  const updates = await statementsOf(() => sync.push(user, { changes: [put('a', 1), put('b', 1), del('c', 1)] }));
+  expect(count(updates, 'insert into "records"')).toBe(0);
+  expect(count(updates, 'update "records"')).toBe(1);
+});
+
+test('a push whose every change conflicts writes no record statement at all', async () => {
+  const user = await newVault(sync);
+  await sync.push(user, { changes: [put('a', 0), put('b', 0)] });
+  const statements = await statementsOf(() => sync.push(user, { changes: [put('a', 0), put('b', 9), put('c', 4)] }));
+  expect(count(statements, 'insert into "records"')).toBe(0);
+  expect(count(statements, 'update "records"')).toBe(0);
+  expect(count(statements, 'delete')).toBe(0);
+});
