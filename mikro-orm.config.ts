@@ -4,6 +4,7 @@
  * starts the embedded PostgreSQL when that is unset, and fails with one clear line when the
  * database can't be reached.
  */
+import type { Options } from '@mikro-orm/postgresql';
 import { createConfig } from './src/config.js';
 import { checkDatabaseReachable, resolveMigrationUrl } from './src/database-url.js';
 import { VaultDbError } from './src/errors.js';
@@ -12,7 +13,7 @@ import { VaultDbError } from './src/errors.js';
 // otherwise overwrite it with whatever schema the target database has, drift included.
 const SNAPSHOT_COMMANDS = new Set(['migration:create', 'migration:check']);
 
-export default async () => {
+export default async (): Promise<Options> => {
   try {
     const target = await resolveMigrationUrl();
     await checkDatabaseReachable(target);

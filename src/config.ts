@@ -79,8 +79,21 @@ export function createConfig(clientUrl: string, overrides: Partial<Options> = {}
       // runMigrations logs each migration itself; the CLI prints its own summary.
       silent: true,
     },
-    pool: { min: 0, max: 10 },
     debug: false,
     ...overrides,
+    pool: {
+      min: 0,
+      max: 10,
+      ...overrides.pool,
+      // A backend killed in the middle of a query answers with a FATAL error that pg hands to the
+      // query; the socket closes a moment later. Mark the connection at once, so the pool never
+      // hands it to the next call.
+      afterCreate: (conn: { connection?: { on(event: string, cb: (msg: { severity?: string }) => void): void }; __knex__disposed?: unknown }, done: (err: Error | null, conn: unknown) => void) => {
+        conn.connection?.on('errorMessage', (msg) => {
+          if (msg.severity === 'FATAL' || msg.severity === 'PANIC') conn.__knex__disposed = msg;
+        });
+        done(null, conn);
+      },
+    },
   });
 }

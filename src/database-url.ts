@@ -43,6 +43,8 @@ export function redactUrl(value: string): string {
   try {
     const url = new URL(value);
     if (url.password) url.password = '***';
+    // node-pg also takes passwords as query parameters.
+    for (const key of ['password', 'sslpassword']) if (url.searchParams.has(key)) url.searchParams.set(key, '***');
     return url.toString();
   } catch {
     return '(unparseable URL)';
@@ -85,16 +87,18 @@ export async function resolveMigrationUrl(env: NodeJS.ProcessEnv = process.env):
  * @throws ConfigurationError when the server can't be reached or refuses the login
  */
 export async function checkDatabaseReachable(target: DatabaseTarget): Promise<string> {
-  const client = new pg.Client({ connectionString: target.url, connectionTimeoutMillis: 10_000 });
-  client.on('error', () => {});
+  let client: pg.Client | undefined;
   try {
+    // Inside the try: the driver throws a raw TypeError for URLs it can't parse (port 99999, ...).
+    client = new pg.Client({ connectionString: target.url, connectionTimeoutMillis: 10_000 });
+    client.on('error', () => {});
     await client.connect();
     const { rows } = await client.query<{ server_version: string }>('show server_version');
     return rows[0]?.server_version ?? 'unknown';
   } catch (error) {
     throw new ConfigurationError(`${describeTarget(target)} ${explainConnectError(error)}`, { cause: error });
   } finally {
-    await client.end().catch(() => {});
+    await client?.end().catch(() => {});
   }
 }
 

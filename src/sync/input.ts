@@ -106,11 +106,13 @@ interface EntryHead {
 /** Checks that each entry is an object with a valid, unique `recordId` and `baseVersion`, then hands it to `visit`. */
 function eachEntry(list: unknown[], prefix: string, batch: string, limits: SyncLimits, out: RuleViolation[], visit: (head: EntryHead) => void): void {
   const seen = new Set<string>();
-  list.forEach((raw, i) => {
+  // A plain loop, not forEach: forEach skips the holes of a sparse array, which would accept them.
+  for (let i = 0; i < list.length; i++) {
+    const raw = list[i];
     const path = `${prefix}.${i}`;
     if (typeof raw !== 'object' || raw === null) {
       out.push({ path, rule: `must be an object, not ${describeType(raw)}` });
-      return;
+      continue;
     }
     const entry = raw as Record<string, unknown>;
     const recordId = checkRecordId(entry.recordId, `${path}.recordId`, limits, out);
@@ -119,7 +121,7 @@ function eachEntry(list: unknown[], prefix: string, batch: string, limits: SyncL
       seen.add(recordId);
     }
     visit({ path, entry, recordId, baseVersion: checkVersion(entry.baseVersion, `${path}.baseVersion`, recordId, out) });
-  });
+  }
 }
 
 function fail(out: RuleViolation[], over: RuleViolation[]): void {
@@ -281,7 +283,15 @@ export interface ValidPurge {
   userId: string | null;
 }
 
-const purgeSchema = z.object({ olderThan: z.date().refine((d) => !Number.isNaN(d.getTime()), 'must be a valid Date') }).passthrough();
+// PostgreSQL's timestamptz holds years 1 to 294276, but JavaScript dates reach further both ways.
+const purgeSchema = z
+  .object({
+    olderThan: z
+      .date({ invalid_type_error: 'must be a Date' })
+      .min(new Date('0001-01-01T00:00:00Z'), 'must be a date from year 1 to 9999')
+      .max(new Date('9999-12-31T23:59:59.999Z'), 'must be a date from year 1 to 9999'),
+  })
+  .passthrough();
 
 /**
  * Validates `purgeTombstones` input.

@@ -29,6 +29,9 @@ const RETRYABLE_MESSAGES = [
   'timeout exceeded when trying to connect',
   'Connection ended unexpectedly',
   'read ECONNRESET',
+  // knex swallows a failed BEGIN (the connection died before the transaction started) and fails the
+  // first statement of the callback with this instead; nothing was executed.
+  'Transaction query already complete',
 ];
 
 /** Every error in the `cause` chain, outermost first. */
@@ -46,7 +49,11 @@ function chain(error: unknown): unknown[] {
 function sanitize(error: unknown): Error {
   const found = chain(error).find((e) => typeof (e as { code?: unknown }).code === 'string') ?? error;
   const e = found as { code?: string; constraint?: string; table?: string; routine?: string; name?: string; message?: string };
-  const serverMessage = e.routine !== undefined && typeof e.message === 'string' ? (e.message.split(' - ').at(-1) ?? '') : '';
+  // MikroORM's message is "<sql with parameters> - <server message>\n - detail: <detail>". The
+  // detail of a check or not-null violation quotes the failing row (ciphertext included), so only
+  // the first line's server message is kept.
+  const firstLine = typeof e.message === 'string' ? (e.message.split('\n')[0] ?? '') : '';
+  const serverMessage = e.routine !== undefined ? (firstLine.split(' - ').at(-1) ?? '') : '';
   const parts = [
     e.code ? `SQLSTATE/code ${e.code}` : (e.name ?? 'Error'),
     e.constraint ? `constraint ${e.constraint}` : '',

@@ -9,6 +9,7 @@ import pg from 'pg';
 import { createConfig } from '../../src/config.js';
 import { runMigrations } from '../../src/migrate.js';
 import { adminQuery, withDatabase } from '../../scripts/database-admin.js';
+import { ormLoginFor } from './app-role.js';
 
 /** A fresh, empty database on the test server. */
 export interface TestDatabase {
@@ -40,10 +41,15 @@ export interface TestOrm extends TestDatabase {
   close(): Promise<void>;
 }
 
-/** Creates a migrated database and connects an ORM and a raw pool to it. */
+/**
+ * Creates a migrated database and connects an ORM and a raw pool to it. The pool (and `url`) log
+ * in as the owner; the ORM does too, unless `VAULT_DB_TEST_AS_APP_ROLE=1` makes it log in as a
+ * non-owner role under row-level security (see app-role.ts).
+ */
 export async function createTestOrm(overrides: Parameters<typeof createConfig>[1] = {}): Promise<TestOrm> {
   const db = await createTestDatabase();
-  const orm = await MikroORM.init(createConfig(db.url, overrides));
+  const login = await ormLoginFor(db);
+  const orm = await MikroORM.init(createConfig(login.url, overrides));
   const pool = new pg.Pool({ connectionString: db.url, max: 10 });
   pool.on('error', () => {});
   return {
@@ -53,6 +59,7 @@ export async function createTestOrm(overrides: Parameters<typeof createConfig>[1
     close: async () => {
       await orm.close(true);
       await pool.end();
+      await login.drop();
       await db.drop();
     },
   };
