@@ -1,0 +1,93 @@
+/**
+ * The sizes and repetition counts of a bench run. Two plans: the default one (bounded to a few
+ * minutes on 2 cores) and `--quick` for CI (under 2 minutes). The targets of issue 5 are about
+ * pushes of 1,000 changes, a 10,000-record full pull and 1,000 vs 100,000-record vaults, so the
+ * quick plan keeps those sizes wherever they are cheap and shrinks only the long-running parts.
+ *
+ * @module
+ */
+
+/** Everything that sizes a run. */
+export interface BenchPlan {
+  mode: 'default' | 'quick';
+  /** Records already in the vault that pushes go into (the issue's "vault of 10,000 records"). */
+  vaultSize: number;
+  /** Bytes of ciphertext per record (random, like AES-GCM output). */
+  ciphertextBytes: number;
+  /** Rounds of untimed pushes of every kind before anything is timed (JIT warm-up). */
+  warmUpRounds: number;
+  /** Timed repetitions of each push scenario, after one untimed counting run. */
+  pushReps: number;
+  /** Records of the first-import scenario, pushed in batches of `importBatch`. */
+  importRecords: number;
+  importBatch: number;
+  /** Timed repetitions of the import (it is the longest scenario). */
+  importReps: number;
+  /** Records of the full-pull vault, and the page size a new device asks for. */
+  fullPullRecords: number;
+  fullPullLimit: number;
+  fullPullReps: number;
+  /** Sizes of the two incremental-pull vaults, and how many changes wait after the cursor. */
+  incrementalSmall: number;
+  incrementalLarge: number;
+  incrementalChanges: number;
+  incrementalReps: number;
+  /** Concurrent users, the size of each one's vault, and how many 100-change pushes each sends. */
+  parallelUsers: number;
+  parallelVaultSize: number;
+  parallelPushesPerUser: number;
+  parallelReps: number;
+  /** Batch sizes of the push-time-vs-batch-size sweep. */
+  sweepSizes: number[];
+  sweepReps: number;
+  /** Child processes per cold-start variant. */
+  coldStartReps: number;
+}
+
+/** The default plan: every size the issue names, bounded to a few minutes on 2 cores. */
+export const DEFAULT_PLAN: Readonly<BenchPlan> = Object.freeze({
+  mode: 'default',
+  vaultSize: 10_000,
+  ciphertextBytes: 256,
+  warmUpRounds: 4,
+  pushReps: 5,
+  importRecords: 50_000,
+  importBatch: 1000,
+  importReps: 2,
+  fullPullRecords: 10_000,
+  fullPullLimit: 1000,
+  fullPullReps: 9,
+  incrementalSmall: 1000,
+  incrementalLarge: 100_000,
+  incrementalChanges: 100,
+  incrementalReps: 31,
+  parallelUsers: 16,
+  parallelVaultSize: 1000,
+  parallelPushesPerUser: 10,
+  parallelReps: 2,
+  sweepSizes: [10, 100, 250, 500, 1000],
+  sweepReps: 4,
+  coldStartReps: 3,
+});
+
+/**
+ * The CI plan: the same scenarios with fewer repetitions, a 2,000-record push vault, a 5,000-record
+ * import, a 20,000-record "large" vault and 2 pushes per parallel user. Numbers from it are
+ * indicative only; it exists to prove the bench runs and the implementations agree.
+ */
+export const QUICK_PLAN: Readonly<BenchPlan> = Object.freeze({
+  ...DEFAULT_PLAN,
+  mode: 'quick',
+  vaultSize: 2000,
+  warmUpRounds: 2,
+  pushReps: 3,
+  importRecords: 5000,
+  importReps: 1,
+  fullPullReps: 3,
+  incrementalLarge: 20_000,
+  incrementalReps: 9,
+  parallelPushesPerUser: 2,
+  parallelReps: 1,
+  sweepReps: 3,
+  coldStartReps: 1,
+});

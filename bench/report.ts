@@ -1,0 +1,133 @@
+/**
+ * The bench's output: a markdown report (stdout and `bench/results.md`) and the same figures as
+ * JSON (`bench/results.json`).
+ *
+ * @module
+ */
+import type { ColdStartResult } from './cold-start.js';
+import type { ImplFigures, ScenarioResult } from './harness.js';
+import type { MachineInfo } from './machine.js';
+import type { Stats } from './measure.js';
+import type { BenchPlan } from './plan.js';
+import type { TargetVerdict } from './targets.js';
+
+/** Everything one run measured. */
+export interface BenchResults {
+  machine: MachineInfo;
+  plan: BenchPlan;
+  scenarios: ScenarioResult[];
+  sweep: ScenarioResult[];
+  coldStart: ColdStartResult[];
+  targets: TargetVerdict[];
+  mismatches: string[];
+  notes: string[];
+  /** Wall time of the whole run, s. */
+  durationS: number;
+  /** Wall time of each group of scenarios, s. */
+  phasesS: Record<string, number>;
+  /** Peak RSS of the bench process over the whole run, MiB. */
+  processMaxRssMb: number;
+}
+
+const ms = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
+const spread = (s: Stats) => `${ms(s.min)}–${ms(s.max)}`;
+const int = (n: number) => Math.round(n).toLocaleString('en-US');
+
+function throughput(s: ScenarioResult, f: ImplFigures): string {
+  const perSecond = ((s.throughputUnit === 'pushes/s' ? s.callsPerRun : s.rowsPerRun) * 1000) / f.stats.median;
+  return `${int(perSecond)} ${s.throughputUnit}`;
+}
+
+function scenarioRows(list: ScenarioResult[]): string[] {
+  const rows = [
+    '| scenario | implementation | median ms | min–max ms | throughput | service / baseline | round trips per call | peak RSS MiB |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const s of list) {
+    for (const [name, f] of [
+      ['service', s.service],
+      ['baseline', s.baseline],
+    ] as const) {
+      rows.push(
+        `| ${name === 'service' ? s.title : ''} | ${name} | ${ms(f.stats.median)} | ${spread(f.stats)} | ${throughput(s, f)} | ${name === 'service' ? `**${s.ratio.toFixed(2)}x**` : ''} | ${+f.roundTrips.toFixed(2)} | ${f.peakRssMb.toFixed(0)} |`,
+      );
+    }
+  }
+  return rows;
+}
+
+/** The markdown report. */
+export function renderMarkdown(r: BenchResults): string {
+  const m = r.machine;
+  const lines: string[] = [
+    `# vault-db benchmark (${r.plan.mode} mode)`,
+    '',
+    `Measured ${m.date} on ${m.os}, ${m.cpus}, ${m.memoryGiB} GiB RAM (load ${m.loadAtStart.toFixed(2)} at start), Node ${m.node}, MikroORM ${m.mikroOrm}, ` +
+      `PostgreSQL ${m.postgres} (${m.database === 'embedded' ? 'the embedded server' : m.database}, same machine). ` +
+      `The service and the baseline run in one process, on identical fresh data per repetition, in alternating order; ` +
+      `timings are wall-clock medians of ${r.plan.pushReps} (single pushes), ${r.plan.importReps} (import), ${r.plan.fullPullReps} (full pull), ` +
+      `${r.plan.incrementalReps} (incremental pulls), ${r.plan.parallelReps} (parallel), ${r.plan.sweepReps} (batch sizes) and ${r.plan.coldStartReps} (cold starts) ` +
+      `repetitions, after a warm-up and an untimed counting run. ` +
+      `Ciphertexts are ${r.plan.ciphertextBytes} random bytes. Run took ${r.durationS.toFixed(0)} s.`,
+    '',
+    '## Targets (issue 5)',
+    '',
+    ...r.targets.map((t) => `- **${t.status}** ${t.target}: ${t.measured}`),
+    '',
+    '## Scenarios',
+    '',
+    ...scenarioRows(r.scenarios),
+    '',
+    'Round trips are counted at the driver (`pg.Client#query`, BEGIN and COMMIT included) in a separate untimed run. ' +
+      'Peak RSS is the highest sample (every 5 ms) of the shared bench process while that implementation ran, uncollected garbage included.',
+    '',
+    '## Push time against batch size',
+    '',
+    '![push time against batch size](push-vs-batch.svg)',
+    '',
+    ...scenarioRows(r.sweep),
+    '',
+  ];
+
+  if (r.coldStart.length > 0) {
+    lines.push(
+      '## Cold start',
+      '',
+      'Each start is a fresh `node --import tsx` process (tsx boot is the same for all variants and not counted in init).',
+      '',
+      '| variant | `MikroORM.init` median ms (min–max) | imports ms | process start to connected ms | ts-morph loaded | max RSS MiB |',
+      '|---|---:|---:|---:|---|---:|',
+      ...r.coldStart.map(
+        (c) =>
+          `| ${c.title}${c.configFrom ? ` from ${c.configFrom}` : ''} | ${ms(c.init.median)} (${spread(c.init)}) | ${ms(c.imports.median)} | ${ms(c.total.median)} | ${c.tsMorphLoaded ? 'yes' : 'no'} | ${c.maxRssMb.toFixed(0)} |`,
+      ),
+      '',
+    );
+  }
+
+  const typical = r.scenarios.find((s) => s.id === 'push-mixed-100');
+  if (typical) {
+    lines.push('## The statements of one push (typical sync)', '', '| # | SyncService | baseline |', '|---:|---|---|');
+    const n = Math.max(typical.service.statements.length, typical.baseline.statements.length);
+    for (let i = 0; i < n; i++) {
+      lines.push(`| ${i + 1} | \`${typical.service.statements[i] ?? ''}\` | \`${typical.baseline.statements[i] ?? ''}\` |`);
+    }
+    lines.push('');
+  }
+
+  lines.push('## Correctness', '');
+  lines.push(
+    r.mismatches.length === 0
+      ? '- The service and the baseline returned identical results (applied versions, conflicts, cursors, pulled pages) and left identical rows, in every scenario and in the judge walk.'
+      : `- **${r.mismatches.length} difference(s) between the service and the baseline:**`,
+  );
+  lines.push(...r.mismatches.slice(0, 50).map((d) => `  - ${d}`));
+  if (r.notes.length > 0) lines.push('', 'Notes (not counted as differences):', ...r.notes.map((n) => `- ${n}`));
+  lines.push('', `Bench process peak RSS: ${r.processMaxRssMb.toFixed(0)} MiB.`, '');
+  return lines.join('\n');
+}
+
+/** The JSON document: every timing, not only the medians. */
+export function renderJson(r: BenchResults): string {
+  return `${JSON.stringify(r, null, 2)}\n`;
+}
