@@ -23,16 +23,26 @@ export function encodeCursor(vaultId: string, seq: number): string {
 }
 
 /**
- * Decodes a cursor of the given vault.
- * @throws ResyncRequiredError when it is malformed or belongs to another vault
+ * Decodes a cursor without knowing yet which vault it must belong to; check that with
+ * {@link decodeCursor} once the vault is known.
+ * @throws ResyncRequiredError when it is malformed
  */
-export function decodeCursor(cursor: string, vaultId: string): CursorPosition {
+export function parseCursor(cursor: string): CursorPosition {
   if (cursor.length > 128 || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw new ResyncRequiredError('the cursor is malformed');
   const [prefix, id, seqText, ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('.');
   const seq = Number(seqText);
   if (prefix !== PREFIX || rest.length > 0 || id === undefined || !UUID.test(id) || !/^\d{1,15}$/.test(seqText ?? '') || !Number.isSafeInteger(seq)) {
     throw new ResyncRequiredError('the cursor is malformed');
   }
-  if (id !== vaultId) throw new ResyncRequiredError('the cursor belongs to another vault, or to a vault that was disabled since');
   return { vaultId: id, seq };
+}
+
+/**
+ * Decodes a cursor of the given vault.
+ * @throws ResyncRequiredError when it is malformed or belongs to another vault
+ */
+export function decodeCursor(cursor: string, vaultId: string): CursorPosition {
+  const position = parseCursor(cursor);
+  if (position.vaultId !== vaultId) throw new ResyncRequiredError('the cursor belongs to another vault, or to a vault that was disabled since');
+  return position;
 }

@@ -8,7 +8,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { Vault } from '../entities/vault.js';
 import { VaultRecord } from '../entities/vault-record.js';
 import { ResyncRequiredError, VaultAlreadyEnabledError, VaultNotFoundError, VersionConflictError } from '../errors.js';
-import { decodeCursor, encodeCursor } from './cursor.js';
+import { decodeCursor, encodeCursor, parseCursor } from './cursor.js';
 import { lockVaultAndReserve, purgeVaultTombstones, readFeedPage } from './feed.js';
 import { validateEnable, validatePull, validatePurge, validatePush, validateRewrap, validateRotate, validateUserId } from './input.js';
 import { judge } from './judge.js';
@@ -164,8 +164,8 @@ export class SyncService {
     const owner = validateUserId(userId);
     const { cursor, limit, maxBytes } = validatePull(input, this.limits);
     return this.transaction(owner, async (em) => {
-      // The cursor's vault is only known after the read; a bad cursor wastes one page read.
-      const claimed = cursor === null ? 0 : decodeClaimedSeq(cursor);
+      // The cursor's vault is only known after the read; a foreign cursor wastes one page read.
+      const claimed = cursor === null ? 0 : parseCursor(cursor).seq;
       const page = await readFeedPage(em, owner, claimed, limit, maxBytes);
       if (!page) throw new VaultNotFoundError(owner);
       if (cursor !== null) {
@@ -294,14 +294,6 @@ export class SyncService {
       throw classifyFailure(error);
     }
   }
-}
-
-/** The seq a cursor claims, before we know its vault; malformed cursors resync. */
-function decodeClaimedSeq(cursor: string): number {
-  const [, , seq] = Buffer.from(cursor, 'base64url').toString('utf8').split('.');
-  const n = Number(seq);
-  if (!Number.isSafeInteger(n) || n < 0) throw new ResyncRequiredError('the cursor is malformed');
-  return n;
 }
 
 function rotationMismatch(missing: string[], unknown: string[], stale: string[]): string {
