@@ -14,7 +14,7 @@
  */
 import pg from 'pg';
 import { ResyncRequiredError, VaultNotFoundError } from '../src/errors.js';
-import { decodeCursor, encodeCursor } from '../src/sync/cursor.js';
+import { decodeCursor, encodeCursor, parseCursor } from '../src/sync/cursor.js';
 import { validatePull, validatePush, validateUserId, type ValidChange } from '../src/sync/input.js';
 import {
   DEFAULT_LIMITS,
@@ -213,7 +213,8 @@ export class BaselineSync implements SyncImplementation {
         if (row) updates.bases.push(row.version);
       }
 
-      if (atomic && conflicts.length > 0) return { applied: confirmed, conflicts, cursor: encodeCursor(vaultId, since) };
+      const next = encodeCursor(vaultId, since === lastSeq ? lastSeq + changes.length : since);
+      if (atomic && conflicts.length > 0) return { applied: confirmed, conflicts, cursor: next };
       if (inserts.ids.length > 0) {
         await this.query(client, INSERT_RECORDS, [vaultId, owner, inserts.ids, inserts.bytes, inserts.deleted, inserts.seqs]);
       }
@@ -221,8 +222,7 @@ export class BaselineSync implements SyncImplementation {
         const updated = await this.execute(client, UPDATE_RECORDS, [vaultId, updates.ids, updates.bytes, updates.deleted, updates.seqs, updates.bases]);
         if (updated !== updates.ids.length) throw new Error(`baseline: ${updates.ids.length - updated} records changed under the vault lock`);
       }
-      const next = since === lastSeq ? lastSeq + changes.length : since;
-      return { applied, conflicts, cursor: encodeCursor(vaultId, next) };
+      return { applied, conflicts, cursor: next };
     });
   }
 
@@ -231,7 +231,7 @@ export class BaselineSync implements SyncImplementation {
     const owner = validateUserId(userId);
     const { cursor, limit, maxBytes } = validatePull(input, this.limits);
     return this.transaction(owner, async (client) => {
-      const claimed = cursor === null ? 0 : claimedSeq(cursor);
+      const claimed = cursor === null ? 0 : parseCursor(cursor).seq;
       const rows = await this.query<FeedRow>(client, PAGE_SQL, [claimed, limit + 1, maxBytes, owner]);
       const head = rows[0];
       if (!head) throw new VaultNotFoundError(owner);
@@ -288,9 +288,3 @@ export class BaselineSync implements SyncImplementation {
   }
 }
 
-/** The seq a cursor claims, before its vault is known (as `SyncService.pull` reads it). */
-function claimedSeq(cursor: string): number {
-  const n = Number(Buffer.from(cursor, 'base64url').toString('utf8').split('.')[2]);
-  if (!Number.isSafeInteger(n) || n < 0) throw new ResyncRequiredError('the cursor is malformed');
-  return n;
-}

@@ -116,6 +116,8 @@ export class SyncService {
       const applied: PushResult['applied'] = [];
       const confirmed: PushResult['applied'] = [];
       const conflicts: Conflict[] = [];
+      // Deferred until every change is judged: em.transactional flushes whatever is dirty on
+      // commit, so a rejected atomic push must not have touched a managed entity.
       const writes: (() => void)[] = [];
       let seq = head.lastSeq;
       for (const change of changes) {
@@ -142,15 +144,16 @@ export class SyncService {
         }
       }
 
+      // Past this push's positions only when the device had seen everything before them; positions
+      // reserved but not written are empty, so skipping them skips nothing.
+      const cursorOut = encodeCursor(head.vaultId, since === head.lastSeq ? head.lastSeq + changes.length : since);
       if (atomic && conflicts.length > 0) {
         // Nothing of this push is written; changes an earlier attempt already applied stay reported.
-        return { applied: confirmed, conflicts, cursor: encodeCursor(head.vaultId, since) };
+        return { applied: confirmed, conflicts, cursor: cursorOut };
       }
       for (const write of writes) write();
       await em.flush();
-      // Past our own changes only when the device had seen everything before them.
-      const next = since === head.lastSeq ? head.lastSeq + changes.length : since;
-      return { applied, conflicts, cursor: encodeCursor(head.vaultId, next) };
+      return { applied, conflicts, cursor: cursorOut };
     });
   }
 
