@@ -12,6 +12,7 @@ import { defineConfig, type Options } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import type * as Reflection from '@mikro-orm/reflection';
 import { entities } from './entities/index.js';
+import { VaultDbDriver } from './records-driver.js';
 
 /** Folder of the migrations next to this module: `src/migrations` in development, `dist/migrations` when built. */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations', import.meta.url));
@@ -57,6 +58,8 @@ export const FLUSH_BATCH_SIZE = 1000;
 export function createConfig(clientUrl: string, overrides: Partial<Options> = {}): Options {
   return defineConfig({
     clientUrl,
+    // MikroORM's PostgreSQL driver, with bound unnest arrays for `records` batches (see the module).
+    driver: VaultDbDriver,
     entities: [...entities],
     ...metadataOptions(),
     extensions: [Migrator],

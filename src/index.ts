@@ -18,6 +18,7 @@ export {
   type KeyEnvelope,
 } from './envelope.js';
 export { createConfig, FLUSH_BATCH_SIZE, MIGRATIONS_DIR } from './config.js';
+export { VaultDbDriver } from './records-driver.js';
 export {
   resolveDatabaseUrl,
   resolveMigrationUrl,
