@@ -13,8 +13,8 @@
  * @module
  */
 import pg from 'pg';
-import { ResyncRequiredError, VaultNotFoundError } from '../src/errors.js';
-import { decodeCursor, encodeCursor, parseCursor } from '../src/sync/cursor.js';
+import { VaultNotFoundError } from '../src/errors.js';
+import { encodeCursor, parseCursor, resumePosition } from '../src/sync/cursor.js';
 import { validatePull, validatePush, validateUserId, type ValidChange } from '../src/sync/input.js';
 import {
   DEFAULT_LIMITS,
@@ -177,8 +177,7 @@ export class BaselineSync implements SyncImplementation {
       if (!head) throw new VaultNotFoundError(owner);
       const vaultId = head.id;
       const lastSeq = Number(head.last_seq);
-      const since = cursor === null ? 0 : decodeCursor(cursor, vaultId).seq;
-      if (since > lastSeq) throw new ResyncRequiredError('the cursor is ahead of the vault');
+      const since = resumePosition(cursor === null ? null : parseCursor(cursor), { vaultId, lastSeq, purgedSeq: 0 }, { unpurged: false });
 
       const rows =
         changes.length === 0
@@ -231,16 +230,12 @@ export class BaselineSync implements SyncImplementation {
     const owner = validateUserId(userId);
     const { cursor, limit, maxBytes } = validatePull(input, this.limits);
     return this.transaction(owner, async (client) => {
-      const claimed = cursor === null ? 0 : parseCursor(cursor).seq;
-      const rows = await this.query<FeedRow>(client, PAGE_SQL, [claimed, limit + 1, maxBytes, owner]);
+      const position = cursor === null ? null : parseCursor(cursor);
+      const rows = await this.query<FeedRow>(client, PAGE_SQL, [position?.seq ?? 0, limit + 1, maxBytes, owner]);
       const head = rows[0];
       if (!head) throw new VaultNotFoundError(owner);
       const lastSeq = Number(head.last_seq);
-      if (cursor !== null) {
-        decodeCursor(cursor, head.vault_id);
-        if (claimed > lastSeq) throw new ResyncRequiredError('the cursor is ahead of the vault');
-        if (claimed < Number(head.purged_seq)) throw new ResyncRequiredError('deletions this cursor had not seen were purged');
-      }
+      resumePosition(position, { vaultId: head.vault_id, lastSeq, purgedSeq: Number(head.purged_seq) }, { unpurged: true });
       const changes: RecordState[] = [];
       let lastTaken = 0;
       let waiting = 0;

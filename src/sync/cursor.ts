@@ -24,7 +24,7 @@ export function encodeCursor(vaultId: string, seq: number): string {
 
 /**
  * Decodes a cursor without knowing yet which vault it must belong to; check that with
- * {@link decodeCursor} once the vault is known.
+ * {@link resumePosition} once the vault is known.
  * @throws ResyncRequiredError when it is malformed
  */
 export function parseCursor(cursor: string): CursorPosition {
@@ -37,12 +37,37 @@ export function parseCursor(cursor: string): CursorPosition {
   return { vaultId: id, seq };
 }
 
+/** What a cursor is checked against: the vault's id and feed head, read in the same transaction. */
+export interface FeedHead {
+  vaultId: string;
+  lastSeq: number;
+  purgedSeq: number;
+}
+
+/**
+ * The feed position a device continues from: 0 without a cursor, otherwise the cursor's, once it
+ * is known to belong to this vault and not to lie ahead of its head. With `unpurged`, a cursor
+ * older than purged tombstones is refused too (a pull would silently miss those deletes).
+ * @throws ResyncRequiredError when the cursor can't be continued
+ */
+export function resumePosition(cursor: CursorPosition | null, head: FeedHead, options: { unpurged: boolean }): number {
+  if (cursor === null) return 0;
+  checkVault(cursor, head.vaultId);
+  if (cursor.seq > head.lastSeq) throw new ResyncRequiredError('the cursor is ahead of the vault');
+  if (options.unpurged && cursor.seq < head.purgedSeq) throw new ResyncRequiredError('deletions this cursor had not seen were purged');
+  return cursor.seq;
+}
+
 /**
  * Decodes a cursor of the given vault.
  * @throws ResyncRequiredError when it is malformed or belongs to another vault
  */
 export function decodeCursor(cursor: string, vaultId: string): CursorPosition {
   const position = parseCursor(cursor);
-  if (position.vaultId !== vaultId) throw new ResyncRequiredError('the cursor belongs to another vault, or to a vault that was disabled since');
+  checkVault(position, vaultId);
   return position;
+}
+
+function checkVault(position: CursorPosition, vaultId: string): void {
+  if (position.vaultId !== vaultId) throw new ResyncRequiredError('the cursor belongs to another vault, or to a vault that was disabled since');
 }

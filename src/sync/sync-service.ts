@@ -7,8 +7,8 @@ import { LockMode, ref, UniqueConstraintViolationException } from '@mikro-orm/co
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Vault } from '../entities/vault.js';
 import { VaultRecord } from '../entities/vault-record.js';
-import { ResyncRequiredError, VaultAlreadyEnabledError, VaultNotFoundError, VersionConflictError } from '../errors.js';
-import { decodeCursor, encodeCursor, parseCursor } from './cursor.js';
+import { VaultAlreadyEnabledError, VaultNotFoundError, VersionConflictError } from '../errors.js';
+import { encodeCursor, parseCursor, resumePosition } from './cursor.js';
 import { lockVaultAndReserve, purgeVaultTombstones, readFeedPage } from './feed.js';
 import { validateEnable, validatePull, validatePurge, validatePush, validateRewrap, validateRotate, validateUserId } from './input.js';
 import { judge } from './judge.js';
@@ -108,8 +108,8 @@ export class SyncService {
     return this.transaction(owner, async (em) => {
       const head = await lockVaultAndReserve(em, owner, changes.length);
       if (!head) throw new VaultNotFoundError(owner);
-      const since = cursor === null ? 0 : decodeCursor(cursor, head.vaultId).seq;
-      if (since > head.lastSeq) throw new ResyncRequiredError('the cursor is ahead of the vault');
+      // Purged tombstones don't stop a push: its cursor comes back unchanged and the next pull resyncs.
+      const since = resumePosition(cursor === null ? null : parseCursor(cursor), head, { unpurged: false });
 
       const current = changes.length === 0 ? [] : await em.find(VaultRecord, { vault: head.vaultId, recordId: { $in: changes.map((c) => c.recordId) } });
       const byId = new Map(current.map((r) => [r.recordId, r]));
@@ -168,14 +168,10 @@ export class SyncService {
     const { cursor, limit, maxBytes } = validatePull(input, this.limits);
     return this.transaction(owner, async (em) => {
       // The cursor's vault is only known after the read; a foreign cursor wastes one page read.
-      const claimed = cursor === null ? 0 : parseCursor(cursor).seq;
-      const page = await readFeedPage(em, owner, claimed, limit, maxBytes);
+      const position = cursor === null ? null : parseCursor(cursor);
+      const page = await readFeedPage(em, owner, position?.seq ?? 0, limit, maxBytes);
       if (!page) throw new VaultNotFoundError(owner);
-      if (cursor !== null) {
-        decodeCursor(cursor, page.vaultId);
-        if (claimed > page.lastSeq) throw new ResyncRequiredError('the cursor is ahead of the vault');
-        if (claimed < page.purgedSeq) throw new ResyncRequiredError('deletions this cursor had not seen were purged');
-      }
+      resumePosition(position, page, { unpurged: true });
       const last = page.changes.at(-1)?.seq;
       const next = page.hasMore ? (last as number) : page.lastSeq;
       return {
