@@ -26,6 +26,14 @@ export const GENERATED_METADATA = fileURLToPath(new URL('./metadata.json', impor
  * sources, ts-morph reflects the entities and caches the result in `.data/metadata-cache`.
  */
 function metadataOptions(): Pick<Options, 'metadataProvider' | 'metadataCache'> {
+  // Decided once per process: every ORM (the service's, the migration runner's) gets the same answer.
+  metadata ??= findMetadata();
+  return metadata;
+}
+
+let metadata: Pick<Options, 'metadataProvider' | 'metadataCache'> | undefined;
+
+function findMetadata(): Pick<Options, 'metadataProvider' | 'metadataCache'> {
   if (existsSync(GENERATED_METADATA)) {
     const data = JSON.parse(readFileSync(GENERATED_METADATA, 'utf8')) as Record<string, unknown>;
     return { metadataProvider: ReflectMetadataProvider, metadataCache: { enabled: true, adapter: GeneratedCacheAdapter, options: { data } } };
