@@ -12,24 +12,18 @@
  * @module
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { FeedHead } from './cursor.js';
 import type { RecordState } from './types.js';
-
-/** The vault's feed head, read under its row lock. */
-export interface LockedVault {
-  vaultId: string;
-  /** Feed position before this transaction's reservation. */
-  lastSeq: number;
-  purgedSeq: number;
-}
 
 /**
  * Locks the user's vault row (waiting at most the transaction's `lock_timeout`) and reserves
- * `count` feed positions, `lastSeq + 1 .. lastSeq + count`, in one round trip. Unused positions
+ * `count` feed positions, `lastSeq + 1 .. lastSeq + count`, in one round trip; the head returned
+ * is the one before the reservation. Unused positions
  * are harmless holes: readers only ever ask for "after my cursor".
  *
  * @returns null when the user has no vault
  */
-export async function lockVaultAndReserve(em: EntityManager, userId: string, count: number): Promise<LockedVault | null> {
+export async function lockVaultAndReserve(em: EntityManager, userId: string, count: number): Promise<FeedHead | null> {
   const rows = await em.execute<{ id: string; last_seq: string; purged_seq: string }[]>(
     'update vaults set last_seq = last_seq + ? where user_id = ? returning id, last_seq - ? as last_seq, purged_seq',
     [count, userId, count],
@@ -39,10 +33,7 @@ export async function lockVaultAndReserve(em: EntityManager, userId: string, cou
 }
 
 /** One page of the feed, read in a single statement, so it and the head come from one snapshot. */
-export interface FeedPage {
-  vaultId: string;
-  lastSeq: number;
-  purgedSeq: number;
+export interface FeedPage extends FeedHead {
   changes: (RecordState & { seq: number })[];
   hasMore: boolean;
 }
