@@ -12,9 +12,11 @@ export {
   validateEnvelope,
   SALT_BYTES,
   WRAPPED_KEY_BYTES,
+  PBKDF2_ITERATIONS,
   type KdfParams,
   type Pbkdf2Params,
   type Argon2idParams,
+  type LegacyPbkdf2Params,
   type KeyEnvelope,
 } from './envelope.js';
 export { createConfig, FLUSH_BATCH_SIZE, MIGRATIONS_DIR } from './config.js';
