@@ -20,6 +20,7 @@ export {
   type KeyEnvelope,
 } from './envelope.js';
 export { createConfig, FLUSH_BATCH_SIZE, MIGRATIONS_DIR } from './config.js';
+export { redactingLoggerFactory, redactBytea } from './log-redaction.js';
 export { VaultDbDriver } from './records-driver.js';
 export {
   resolveDatabaseUrl,
@@ -47,6 +48,7 @@ export {
   type RuleViolation,
 } from './errors.js';
 export { SyncService } from './sync/sync-service.js';
+export { DEFAULT_LOCK_TIMEOUT_MS, MAX_LOCK_TIMEOUT_MS, DEFAULT_MAX_CONCURRENT_CALLS_PER_VAULT } from './sync/options.js';
 export {
   DEFAULT_LIMITS,
   type Change,
