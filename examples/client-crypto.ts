@@ -1,6 +1,6 @@
 /**
  * CLIENT-SIDE ONLY: what a device does before anything reaches the server. It derives a wrapping
- * key from the passphrase (PBKDF2-SHA256 via WebCrypto), wraps a random AES-256-GCM vault key
+ * key from the passphrase (PBKDF2 with HMAC-SHA-256, via WebCrypto), wraps a random AES-256-GCM vault key
  * with it, and encrypts each bookmark with the vault key. The server package never imports this.
  */
 import { webcrypto } from 'node:crypto';
@@ -9,11 +9,12 @@ import type { KdfParams } from '../src/index.js';
 const subtle = webcrypto.subtle;
 const IV_BYTES = 12;
 
-/** The KDF parameters this example uses: PBKDF2 at the minimum the server accepts. */
-export const exampleKdf: KdfParams = { algorithm: 'PBKDF2-SHA256', iterations: 600_000, saltLength: 16 };
+/** The KDF parameters this example uses: the ticket's PBKDF2 (HMAC-SHA-256) at the minimum the server accepts. */
+export const exampleKdf: KdfParams = { algorithm: 'PBKDF2', iterations: 600_000, saltLength: 16 };
 
 async function wrappingKey(passphrase: string, salt: Uint8Array, kdf: KdfParams): Promise<webcrypto.CryptoKey> {
-  if (kdf.algorithm !== 'PBKDF2-SHA256') throw new Error('this example derives keys with PBKDF2 only');
+  // 'PBKDF2-SHA256' is the deprecated spelling of the same KDF, which older vaults may hold.
+  if (kdf.algorithm !== 'PBKDF2' && kdf.algorithm !== 'PBKDF2-SHA256') throw new Error('this example derives keys with PBKDF2 only');
   const base = await subtle.importKey('raw', new TextEncoder().encode(passphrase), 'PBKDF2', false, ['deriveKey']);
   return subtle.deriveKey({ name: 'PBKDF2', hash: 'SHA-256', salt, iterations: kdf.iterations }, base, { name: 'AES-GCM', length: 256 }, false, ['wrapKey', 'unwrapKey']);
 }

@@ -12,6 +12,7 @@ import { defineConfig, type Options } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import type * as Reflection from '@mikro-orm/reflection';
 import { entities } from './entities/index.js';
+import { redactingLoggerFactory } from './log-redaction.js';
 import { VaultDbDriver } from './records-driver.js';
 
 /** Folder of the migrations next to this module: `src/migrations` in development, `dist/migrations` when built. */
@@ -92,6 +93,9 @@ export function createConfig(clientUrl: string, overrides: Partial<Options> = {}
     },
     debug: false,
     ...overrides,
+    // MikroORM inlines parameters into the SQL it logs; never let ciphertext, wrapped keys or salts
+    // reach the log, whichever logger the overrides choose (see src/log-redaction.ts).
+    loggerFactory: redactingLoggerFactory(overrides.loggerFactory),
     pool: {
       min: 0,
       max: 10,

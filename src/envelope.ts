@@ -3,8 +3,14 @@
  * parameters a device needs to derive that key again. The server stores it and never unwraps it;
  * it only refuses parameters that are too weak or sizes that can't be right.
  *
- * Bounds follow Bitwarden's (see shared/ANCHORS.md): PBKDF2-SHA256 600,000 to 2,000,000
- * iterations; Argon2id 2..10 iterations, 15..1024 MiB, parallelism 1..16.
+ * Bounds follow Bitwarden's (see shared/ANCHORS.md): PBKDF2 with HMAC-SHA-256, 600,000 to
+ * 2,000,000 iterations; Argon2id 2..10 iterations, 15..1024 MiB, parallelism 1..16.
+ *
+ * The ticket (T-AUTH-03) names PBKDF2 `{ algorithm: 'PBKDF2', iterations, saltLength }`, and that
+ * is the primary spelling. Earlier releases of this package spelled it `'PBKDF2-SHA256'` and stored
+ * that; it stays accepted as a deprecated alias with the same meaning and bounds, so a vault that
+ * holds it still validates when its envelope is rewrapped or rotated. Parameters are stored exactly
+ * as sent: the alias is not rewritten, because devices compare the stored name.
  *
  * @module
  */
@@ -21,11 +27,27 @@ export const WRAPPED_KEY_BYTES = { min: 32, max: 512 } as const;
 
 const saltLength = z.number().int().min(SALT_BYTES.min).max(SALT_BYTES.max);
 
-/** zod schema of {@link Pbkdf2Params}. */
+/** Fewest and most PBKDF2 iterations accepted (OWASP's 2023 minimum for HMAC-SHA-256; Bitwarden's maximum). */
+export const PBKDF2_ITERATIONS = { min: 600_000, max: 2_000_000 } as const;
+const pbkdf2Iterations = z.number().int().min(PBKDF2_ITERATIONS.min).max(PBKDF2_ITERATIONS.max);
+
+/** zod schema of {@link Pbkdf2Params}: the ticket's exact shape. */
 export const pbkdf2ParamsSchema = z
   .object({
+    algorithm: z.literal('PBKDF2'),
+    iterations: pbkdf2Iterations,
+    saltLength,
+  })
+  .strict();
+
+/**
+ * zod schema of {@link LegacyPbkdf2Params}, the `'PBKDF2-SHA256'` spelling of earlier releases.
+ * @deprecated send {@link pbkdf2ParamsSchema}'s `'PBKDF2'`; this stays so stored vaults keep validating.
+ */
+export const legacyPbkdf2ParamsSchema = z
+  .object({
     algorithm: z.literal('PBKDF2-SHA256'),
-    iterations: z.number().int().min(600_000).max(2_000_000),
+    iterations: pbkdf2Iterations,
     saltLength,
   })
   .strict();
@@ -42,21 +64,57 @@ export const argon2idParamsSchema = z
   .strict();
 
 /** zod schema of {@link KdfParams}: a discriminated union on `algorithm`. */
-export const kdfParamsSchema = z.discriminatedUnion('algorithm', [pbkdf2ParamsSchema, argon2idParamsSchema]);
+export const kdfParamsSchema = z.discriminatedUnion('algorithm', [pbkdf2ParamsSchema, argon2idParamsSchema, legacyPbkdf2ParamsSchema]);
 
-/** PBKDF2 with HMAC-SHA256, at least 600,000 iterations. */
-export type Pbkdf2Params = z.infer<typeof pbkdf2ParamsSchema>;
-/** Argon2id within Bitwarden's bounds. */
-export type Argon2idParams = z.infer<typeof argon2idParamsSchema>;
 /**
- * How a device derives the wrapping key from the passphrase, stored as `vaults.kdf_params`.
+ * The ticket's (T-AUTH-03) `KdfParams`, field for field: PBKDF2 with HMAC-SHA-256, 600,000 to
+ * 2,000,000 iterations.
+ */
+export type Pbkdf2Params = {
+  algorithm: 'PBKDF2';
+  iterations: number;
+  saltLength: number;
+};
+/** Argon2id within Bitwarden's bounds: the extension beyond the ticket. */
+export type Argon2idParams = {
+  algorithm: 'Argon2id';
+  memoryMiB: number;
+  iterations: number;
+  parallelism: number;
+  saltLength: number;
+};
+/**
+ * PBKDF2 with HMAC-SHA-256 under the name earlier releases stored. Same meaning and bounds as
+ * {@link Pbkdf2Params}; stored as sent.
+ * @deprecated send `algorithm: 'PBKDF2'`, the ticket's spelling
+ */
+export type LegacyPbkdf2Params = {
+  algorithm: 'PBKDF2-SHA256';
+  iterations: number;
+  saltLength: number;
+};
+/**
+ * How a device derives the wrapping key from the passphrase, stored as `vaults.kdf_params`: the
+ * ticket's PBKDF2 first, then Argon2id, then the deprecated `'PBKDF2-SHA256'` alias.
  *
  * @example
  * ```ts
- * const kdf: KdfParams = { algorithm: 'PBKDF2-SHA256', iterations: 600_000, saltLength: 16 };
+ * const kdf: KdfParams = { algorithm: 'PBKDF2', iterations: 600_000, saltLength: 16 };
  * ```
  */
-export type KdfParams = z.infer<typeof kdfParamsSchema>;
+export type KdfParams = Pbkdf2Params | Argon2idParams | LegacyPbkdf2Params;
+
+// The types above are written out so they read like the ticket (type literals rather than
+// interfaces, so they stay assignable to Record<string, unknown>). These lines fail to compile if
+// a schema and its type ever drift apart.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const schemasMatchTypes: [
+  Same<z.infer<typeof pbkdf2ParamsSchema>, Pbkdf2Params>,
+  Same<z.infer<typeof argon2idParamsSchema>, Argon2idParams>,
+  Same<z.infer<typeof legacyPbkdf2ParamsSchema>, LegacyPbkdf2Params>,
+  Same<z.infer<typeof kdfParamsSchema>, KdfParams>,
+] = [true, true, true, true];
+void schemasMatchTypes;
 
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, { message: 'must be a Uint8Array' });
 

@@ -146,8 +146,14 @@ export class LimitExceededError extends VaultDbError {
 export class TransientError extends VaultDbError {
   readonly code = 'transient' as const;
   override readonly retryable = true;
-  constructor(message: string, cause: unknown) {
+  /**
+   * When set, how long to wait before re-sending, in ms: a hint, given when retrying at once would
+   * only meet the same condition (too many calls of this vault in flight, the pool exhausted).
+   */
+  readonly retryAfterMs?: number;
+  constructor(message: string, cause: unknown, options: { retryAfterMs?: number } = {}) {
     super(message, { cause });
+    if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
   }
 }
 

@@ -12,12 +12,15 @@ export {
   validateEnvelope,
   SALT_BYTES,
   WRAPPED_KEY_BYTES,
+  PBKDF2_ITERATIONS,
   type KdfParams,
   type Pbkdf2Params,
   type Argon2idParams,
+  type LegacyPbkdf2Params,
   type KeyEnvelope,
 } from './envelope.js';
 export { createConfig, FLUSH_BATCH_SIZE, MIGRATIONS_DIR } from './config.js';
+export { redactingLoggerFactory, redactBytea } from './log-redaction.js';
 export { VaultDbDriver } from './records-driver.js';
 export {
   resolveDatabaseUrl,
@@ -45,6 +48,7 @@ export {
   type RuleViolation,
 } from './errors.js';
 export { SyncService } from './sync/sync-service.js';
+export { DEFAULT_LOCK_TIMEOUT_MS, MAX_LOCK_TIMEOUT_MS, DEFAULT_MAX_CONCURRENT_CALLS_PER_VAULT } from './sync/options.js';
 export {
   DEFAULT_LIMITS,
   type Change,

@@ -8,7 +8,9 @@
  * - the lock check is `where (id = ? and version = ?) or ...` with one branch per row;
  * - the batched update is `set col = case when id = ? then ? ... end`, quadratic in the batch;
  * - every parameter, ciphertext included, is inlined into the SQL text as a literal.
- * Any other entity or statement shape falls through to MikroORM unchanged.
+ * Any other entity or statement shape falls through to MikroORM unchanged: `find` takes its fast
+ * path only for the lock check's exact call (see `lockCheckPairs`), so ordinary queries through
+ * this driver return what MikroORM's own driver returns.
  *
  * @module
  */
@@ -68,19 +70,11 @@ export class VaultDbDriver extends PostgreSqlDriver {
   }
 
   override async find<T extends object, P extends string = never, F extends string = '*', E extends string = never>(entityName: string, where: FilterQuery<T>, options: FindOptions<T, P, F, E> = {} as FindOptions<T, P, F, E>) {
-    // The optimistic-lock check of a batched update: which of these (id, version) pairs are current?
-    const pairs = (where as { $or?: Record<string, unknown>[] }).$or;
-    const isLockCheck =
-      entityName === RECORDS &&
-      pairs !== undefined &&
-      Object.keys(where as object).length === 1 &&
-      pairs.every((c) => Object.keys(c).length === 2 && 'id' in c && 'version' in c) &&
-      Array.isArray(options.fields) &&
-      options.fields.length === 1 &&
-      options.fields[0] === 'id';
-    if (!isLockCheck) return super.find(entityName, where as never, options);
+    const pairs = entityName === RECORDS ? lockCheckPairs(where, options, this.platform.getDefaultSchemaName()) : null;
+    if (!pairs) return super.find(entityName, where as never, options);
+    // Distinct pairs, so each row comes back once, exactly like MikroORM's `where (...) or (...)`.
     const res = await this.bound(
-      'select r."id" from "records" as r join unnest(?::uuid[], ?::int[]) as u(id, version) on r."id" = u.id and r."version" = u.version',
+      'select r."id" from "records" as r join (select distinct id, version from unnest(?::uuid[], ?::int[]) as p(id, version)) as u on r."id" = u.id and r."version" = u.version',
       [pairs.map((c) => c.id), pairs.map((c) => c.version)],
       options.ctx,
     );
@@ -114,6 +108,43 @@ export class VaultDbDriver extends PostgreSqlDriver {
       }),
     );
   }
+}
+
+/**
+ * The options MikroORM's optimistic-lock check passes to `find` (ChangeSetPersister
+ * `checkOptimisticLocks`, 6.6.16): the flush's `ctx`, then `fields`, `schema` (the change sets'
+ * schema: PostgreSQL's default, `public`) and `loggerContext` from `prepareOptions`. Any other key
+ * (limit, orderBy, lockMode, populate, filters, ...) means another caller, which MikroORM must serve.
+ */
+const LOCK_CHECK_OPTIONS = new Set(['ctx', 'fields', 'schema', 'loggerContext']);
+const MAX_INT4 = 2_147_483_647;
+
+/**
+ * The (id, version) pairs when `find` is exactly MikroORM's optimistic-lock check of a batched
+ * `records` update: `where` is `{ $or: [{ id, version }, ...] }` with a uuid string and an integer
+ * in each branch (no operators, no other keys), and the options are that call's and select only
+ * `id`. Anything else gives null, and the query goes to MikroORM unchanged.
+ */
+function lockCheckPairs(where: unknown, options: object, defaultSchema: string | undefined): { id: string; version: number }[] | null {
+  if (!isPlain(where) || Object.keys(where).length !== 1 || !Array.isArray(where.$or) || where.$or.length === 0) return null;
+  const opts = options as { fields?: unknown; schema?: unknown };
+  if (Object.keys(options).some((key) => !LOCK_CHECK_OPTIONS.has(key))) return null;
+  // The statement names the table without a schema, as MikroORM does for the default one.
+  if (opts.schema !== undefined && opts.schema !== defaultSchema) return null;
+  if (!Array.isArray(opts.fields) || opts.fields.length !== 1 || opts.fields[0] !== 'id') return null;
+  const pairs: { id: string; version: number }[] = [];
+  for (const branch of where.$or as unknown[]) {
+    if (!isPlain(branch) || Object.keys(branch).length !== 2) return null;
+    const { id, version } = branch;
+    // Outside int4 the cast of the bound array would fail where MikroORM's literal simply matches nothing.
+    if (typeof id !== 'string' || typeof version !== 'number' || !Number.isInteger(version) || Math.abs(version) > MAX_INT4) return null;
+    pairs.push({ id, version });
+  }
+  return pairs;
+}
+
+function isPlain(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype;
 }
 
 function toQueryResult<T>(res: RawResult): QueryResult<T> {

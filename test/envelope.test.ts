@@ -3,8 +3,8 @@
  * are plausible, and that every refusal is a ValidationError naming the offending path. Pure
  * functions, so no database.
  */
-import { describe, expect, test } from 'vitest';
-import { validateEnvelope, type KdfParams, type KeyEnvelope } from '../src/envelope.js';
+import { describe, expect, expectTypeOf, test } from 'vitest';
+import { validateEnvelope, type KdfParams, type KeyEnvelope, type Pbkdf2Params } from '../src/envelope.js';
 import { ValidationError } from '../src/errors.js';
 import { argon2id, envelope, pbkdf2 } from './support/fixtures.js';
 
@@ -37,8 +37,48 @@ function withKdf(params: Record<string, unknown>): Record<string, unknown> {
   return { wrappedKey: new Uint8Array(40), salt: new Uint8Array(Math.max(0, saltLength)), kdfParams: params };
 }
 
+/** T-AUTH-03's `KdfParams`, copied from the ticket's text: the package's types must accept it as is. */
+interface TicketKdfParams {
+  algorithm: 'PBKDF2';
+  iterations: number;
+  saltLength: number;
+}
+
+describe("the ticket's KdfParams", () => {
+  const ticket: TicketKdfParams = { algorithm: 'PBKDF2', iterations: 600_000, saltLength: 16 };
+
+  test("the ticket's type is assignable to KdfParams, and Pbkdf2Params is exactly the ticket's type", () => {
+    expectTypeOf<TicketKdfParams>().toExtend<KdfParams>();
+    expectTypeOf<Pbkdf2Params>().toEqualTypeOf<TicketKdfParams>();
+  });
+
+  test.each([600_000, 1_000_000, 2_000_000])("{ algorithm: 'PBKDF2' } with %i iterations is accepted and returned exactly as sent", (iterations) => {
+    const params: TicketKdfParams = { ...ticket, iterations };
+    const result = validateEnvelope(envelope(params));
+    expect(result.kdfParams).toStrictEqual(params);
+    expect(Object.keys(result.kdfParams)).toEqual(['algorithm', 'iterations', 'saltLength']);
+  });
+
+  test("the deprecated 'PBKDF2-SHA256' alias of earlier releases is still accepted, and kept as sent (not rewritten)", () => {
+    const legacy = { algorithm: 'PBKDF2-SHA256', iterations: 600_000, saltLength: 16 } as const;
+    expect(validateEnvelope(envelope(legacy)).kdfParams).toStrictEqual(legacy);
+  });
+
+  test.each(['pbkdf2', 'PBKDF2-SHA1', 'PBKDF2-SHA512', 'PBKDF2 ', 'Pbkdf2'])('a near miss of the name, %j, is rejected', (algorithm) => {
+    expectRejected(withKdf({ ...ticket, algorithm }), 'kdfParams.algorithm');
+  });
+
+  test("Argon2id parameters under the ticket's name are rejected, not silently stripped", () => {
+    expectRejected(withKdf({ ...argon2id, algorithm: 'PBKDF2', iterations: 600_000 }), 'kdfParams');
+  });
+
+  test("the ticket's shape without saltLength is rejected", () => {
+    expectRejected(withKdf({ algorithm: 'PBKDF2', iterations: 600_000 }), 'kdfParams.saltLength');
+  });
+});
+
 describe('accepted envelopes', () => {
-  test.each([600_000, 1_000_000, 2_000_000])('PBKDF2-SHA256 with %i iterations', (iterations) => {
+  test.each([600_000, 1_000_000, 2_000_000])('PBKDF2-SHA256 (the deprecated alias) with %i iterations', (iterations) => {
     const params: KdfParams = { ...pbkdf2, iterations } as KdfParams;
     expect(validateEnvelope(envelope(params)).kdfParams).toEqual(params);
   });
@@ -78,15 +118,20 @@ describe('accepted envelopes', () => {
   });
 });
 
-describe('PBKDF2-SHA256 bounds', () => {
+describe.each(['PBKDF2', 'PBKDF2-SHA256'])('%s bounds', (algorithm) => {
   test.each([
     ['below the minimum', 599_999],
     ['above the maximum', 2_000_001],
     ['fractional', 600_000.5],
     ['not finite', Number.POSITIVE_INFINITY],
+    ['NaN', Number.NaN],
     ['a string', '600000'],
   ])('iterations %s is rejected', (_label, iterations) => {
-    expectRejected(withKdf({ ...pbkdf2, iterations }), 'kdfParams.iterations');
+    expectRejected(withKdf({ ...pbkdf2, algorithm, iterations }), 'kdfParams.iterations');
+  });
+
+  test.each([15, 65, 16.5])('saltLength %d is rejected', (saltLength) => {
+    expectRejected({ wrappedKey: new Uint8Array(40), salt: new Uint8Array(Math.floor(saltLength)), kdfParams: { ...pbkdf2, algorithm, saltLength } }, 'kdfParams.saltLength');
   });
 });
 

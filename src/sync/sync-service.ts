@@ -12,9 +12,10 @@ import { encodeCursor, parseCursor, resumePosition } from './cursor.js';
 import { lockVaultAndReserve, purgeVaultTombstones, readFeedPage } from './feed.js';
 import { validateEnable, validatePull, validatePurge, validatePush, validateRewrap, validateRotate, validateUserId } from './input.js';
 import { judge } from './judge.js';
+import { resolveSyncOptions } from './options.js';
 import { classifyFailure } from './transient.js';
+import { VaultGate } from './vault-gate.js';
 import {
-  DEFAULT_LIMITS,
   type Conflict,
   type EnableVaultInput,
   type PullInput,
@@ -52,17 +53,22 @@ export class SyncService {
   /** The limits in force (defaults merged with the options). */
   readonly limits: Readonly<SyncLimits>;
   private readonly lockTimeoutMs: number;
+  private readonly gate: VaultGate;
 
   /**
    * @param em any EntityManager of an ORM initialised with this package's config; it is forked per call
-   * @param options limits and the lock wait
+   * @param options limits, the lock wait and the per-vault share of the pool
+   * @throws ConfigurationError naming every option that is unknown or out of range
    */
   constructor(
     private readonly em: EntityManager,
     options: SyncServiceOptions = {},
   ) {
-    this.limits = Object.freeze({ ...DEFAULT_LIMITS, ...options.limits });
-    this.lockTimeoutMs = Math.max(1, Math.floor(options.lockTimeoutMs ?? 5000));
+    const resolved = resolveSyncOptions(options);
+    this.limits = resolved.limits;
+    this.lockTimeoutMs = resolved.lockTimeoutMs;
+    // Keyed on the driver, which owns the pool: services on one ORM share the per-vault counts.
+    this.gate = new VaultGate(em.getDriver(), resolved.maxConcurrentCallsPerVault);
   }
 
   /**
@@ -284,14 +290,17 @@ export class SyncService {
    * carry one user's setting into another's call).
    */
   private async transaction<T>(userId: string, work: (em: EntityManager) => Promise<T>): Promise<T> {
-    try {
-      return await this.em.fork().transactional(async (em) => {
-        await em.execute("select set_config('app.user_id', ?, true), set_config('lock_timeout', ?, true)", [userId, `${this.lockTimeoutMs}ms`]);
-        return work(em);
-      });
-    } catch (error) {
-      throw classifyFailure(error);
-    }
+    // The gate comes first: a refused call never waits for, or holds, a pooled connection.
+    return this.gate.run(userId, async () => {
+      try {
+        return await this.em.fork().transactional(async (em) => {
+          await em.execute("select set_config('app.user_id', ?, true), set_config('lock_timeout', ?, true)", [userId, `${this.lockTimeoutMs}ms`]);
+          return work(em);
+        });
+      } catch (error) {
+        throw classifyFailure(error);
+      }
+    });
   }
 }
 

@@ -26,13 +26,34 @@ const RETRYABLE_MESSAGES = [
   'ECONNRESET',
   'ECONNREFUSED',
   'EPIPE',
-  'timeout exceeded when trying to connect',
   'Connection ended unexpectedly',
   'read ECONNRESET',
   // knex swallows a failed BEGIN (the connection died before the transaction started) and fails the
   // first statement of the callback with this instead; nothing was executed.
   'Transaction query already complete',
 ];
+
+/**
+ * No connection could be had from the pool: knex's acquire timeout (`KnexTimeoutError`, "Knex:
+ * Timeout acquiring a connection"), a pool already destroyed, or pg-pool's own messages when an
+ * application hands MikroORM a pg-pool. Nothing was sent to the database.
+ */
+const POOL_MESSAGES = [
+  'Timeout acquiring a connection',
+  'Unable to acquire a connection',
+  'timeout exceeded when trying to connect',
+  'Cannot use a pool after calling end on the pool',
+];
+const POOL_ERROR_NAMES = new Set(['KnexTimeoutError']);
+
+/** Node's codes for a connection that could not be made or was cut; no statement completed. */
+const NETWORK_ERROR_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * The retry hint of a call that found the pool exhausted, in ms: a pool stays full for about as
+ * long as the calls that hold it, which wait for locks for up to lockTimeoutMs.
+ */
+export const POOL_RETRY_AFTER_MS = 1000;
 
 /** Every error in the `cause` chain, outermost first. */
 function chain(error: unknown): unknown[] {
@@ -80,14 +101,25 @@ export function classifyFailure(error: unknown): unknown {
   let isDriverError = false;
   for (const e of chain(error)) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && code in RETRYABLE_SQLSTATES) {
+    const name = (e as { name?: unknown }).name;
+    const text = (e as { message?: unknown }).message;
+    if ((typeof name === 'string' && POOL_ERROR_NAMES.has(name)) || (typeof text === 'string' && POOL_MESSAGES.some((m) => text.includes(m)))) {
+      return new TransientError(
+        'No database connection was free in time (the pool is busy); nothing was sent to the database, and re-sending the call is safe.',
+        sanitize(error),
+        { retryAfterMs: POOL_RETRY_AFTER_MS },
+      );
+    }
+    if (typeof code === 'string' && NETWORK_ERROR_CODES.has(code)) {
+      return new TransientError(`The database connection failed (${code}); the call applied completely or not at all, and re-sending it is safe.`, sanitize(error));
+    }
+    if (typeof code === 'string' && Object.hasOwn(RETRYABLE_SQLSTATES, code)) {
       return new TransientError(`The database call failed because ${RETRYABLE_SQLSTATES[code]}; it applied completely or not at all, and re-sending it is safe.`, sanitize(error));
     }
     if (typeof code === 'string' && code.startsWith('08')) {
       return new TransientError('The database connection failed; the call applied completely or not at all, and re-sending it is safe.', sanitize(error));
     }
-    const message = (e as { message?: unknown }).message;
-    if (typeof message === 'string' && RETRYABLE_MESSAGES.some((m) => message.includes(m))) {
+    if (typeof text === 'string' && RETRYABLE_MESSAGES.some((m) => text.includes(m))) {
       return new TransientError('The database connection was lost; the call applied completely or not at all, and re-sending it is safe.', sanitize(error));
     }
     if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) isDriverError = true;

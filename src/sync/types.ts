@@ -153,12 +153,24 @@ export const DEFAULT_LIMITS: Readonly<SyncLimits> = Object.freeze({
   maxRotationRecords: 100_000,
 });
 
-/** Options of `new SyncService(em, options)`. */
+/**
+ * Options of `new SyncService(em, options)`, validated at construction: a bad value throws
+ * `ConfigurationError` naming it (see `src/sync/options.ts`).
+ */
 export interface SyncServiceOptions {
+  /** Limits to change; every key given must be a positive integer. Unknown keys are refused. */
   limits?: Partial<SyncLimits>;
   /**
    * How long a call waits for the vault lock (held by a concurrent push to the same vault) before
-   * failing with a retryable `TransientError`, in ms. Default 5,000.
+   * failing with a retryable `TransientError`, in ms: an integer from 1 to 2,147,483,647
+   * (PostgreSQL's `lock_timeout`). Default 5,000.
    */
   lockTimeoutMs?: number;
+  /**
+   * Most calls for one vault that may be in flight at once in this process (counted over every
+   * `SyncService` on the same ORM). One more fails at once with a `TransientError` that carries
+   * `retryAfterMs`, without taking a pooled connection, so one user's queue can't hold the pool.
+   * Default 2.
+   */
+  maxConcurrentCallsPerVault?: number;
 }

@@ -28,7 +28,8 @@ let admin: pg.Client;
 
 beforeAll(async () => {
   db = await createTestOrm({ pool: { min: 0, max: 4 }, driverOptions: { connection: { application_name: APP }, log: quietKnexLog } });
-  sync = new SyncService(db.orm.em, { lockTimeoutMs: 10_000 });
+  // Several calls of one vault fill the pool on purpose; the per-vault gate would refuse them.
+  sync = new SyncService(db.orm.em, { lockTimeoutMs: 10_000, maxConcurrentCallsPerVault: 64 });
   admin = new pg.Client({ connectionString: db.url, application_name: 'fault-test-admin' });
   admin.on('error', () => {});
   await admin.connect();

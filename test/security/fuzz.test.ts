@@ -53,7 +53,8 @@ const okBytes = (b: unknown, lo: number, hi: number): b is Uint8Array => b insta
 function okKdf(k: unknown): k is { saltLength: number } {
   if (!isRecordLike(k)) return false;
   const keys = Object.keys(k).sort().join(',');
-  if (k.algorithm === 'PBKDF2-SHA256') {
+  // 'PBKDF2' is the ticket's name; 'PBKDF2-SHA256' its deprecated alias, with the same rules.
+  if (k.algorithm === 'PBKDF2' || k.algorithm === 'PBKDF2-SHA256') {
     return keys === 'algorithm,iterations,saltLength' && isInt(k.iterations, 600_000, 2_000_000) && isInt(k.saltLength, 16, 64);
   }
   if (k.algorithm === 'Argon2id') {
@@ -207,14 +208,14 @@ const change: fc.Arbitrary<unknown> = fc.oneof(
 const validChange = fc.record({ recordId: validRecordId, baseVersion: fc.integer({ min: 0, max: 3 }), ciphertext: validCiphertext });
 
 const kdfParams: fc.Arbitrary<unknown> = fc.oneof(
-  { weight: 2, arbitrary: fc.record({ algorithm: fc.constant('PBKDF2-SHA256'), iterations: fc.integer({ min: 600_000, max: 2_000_000 }), saltLength: fc.integer({ min: 16, max: 64 }) }) },
+  { weight: 2, arbitrary: fc.record({ algorithm: fc.constantFrom('PBKDF2', 'PBKDF2-SHA256'), iterations: fc.integer({ min: 600_000, max: 2_000_000 }), saltLength: fc.integer({ min: 16, max: 64 }) }) },
   { weight: 2, arbitrary: fc.record({
     algorithm: fc.constant('Argon2id'), memoryMiB: fc.integer({ min: 15, max: 1024 }), iterations: fc.integer({ min: 2, max: 10 }),
     parallelism: fc.integer({ min: 1, max: 16 }), saltLength: fc.integer({ min: 16, max: 64 }),
   }) },
   // weak or malformed PBKDF2
   fc.record({
-    algorithm: fc.constantFrom<unknown>('PBKDF2-SHA256', 'PBKDF2-SHA1', 'pbkdf2-sha256', 'scrypt', 'MD5', '', undefined, 1),
+    algorithm: fc.constantFrom<unknown>('PBKDF2', 'PBKDF2-SHA256', 'PBKDF2-SHA1', 'pbkdf2-sha256', 'scrypt', 'MD5', '', undefined, 1),
     iterations: fc.oneof(fc.integer({ min: -10, max: 599_999 }), fc.integer({ min: 2_000_001, max: 2 ** 31 }), weirdNumber, wrongType, fc.constant(600_000)),
     saltLength: fc.oneof(fc.integer({ min: -1, max: 15 }), fc.integer({ min: 65, max: 1000 }), weirdNumber, wrongType, fc.constant(16)),
   }, { requiredKeys: [] }),

@@ -12,7 +12,9 @@ import { expect, test } from 'vitest';
 import type { Change, RecordState } from '../../src/sync/types.js';
 import { del, newVault, put, setupSyncDatabase } from './support/sync.js';
 
-const ctx = setupSyncDatabase();
+// Every call reaches the database at once, as from several processes: the per-process
+// per-vault gate (maxConcurrentCallsPerVault) would otherwise refuse most of them up front.
+const ctx = setupSyncDatabase({ maxConcurrentCallsPerVault: 64 });
 
 const WRITERS = 6;
 const ROUNDS = 10;

@@ -11,7 +11,9 @@ import { VersionConflictError } from '../../src/errors.js';
 import { envelope } from '../support/fixtures.js';
 import { bytes, del, newVault, put, setupSyncDatabase, storedRecords } from './support/sync.js';
 
-const ctx = setupSyncDatabase();
+// Every call reaches the database at once, as from several processes: the per-process
+// per-vault gate (maxConcurrentCallsPerVault) would otherwise refuse most of them up front.
+const ctx = setupSyncDatabase({ maxConcurrentCallsPerVault: 64 });
 
 const DEVICES = 8;
 const ROUNDS = 10;

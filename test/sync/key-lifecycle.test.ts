@@ -9,7 +9,9 @@ import type { RotateKeyInput } from '../../src/sync/types.js';
 import { argon2id, envelope, pbkdf2 } from '../support/fixtures.js';
 import { bytes, del, newUserId, newVault, pullAll, put, recordsDigest, rejectionOf, setupSyncDatabase, storedRecords, tableDigest, vaultDigest } from './support/sync.js';
 
-const ctx = setupSyncDatabase();
+// Every call reaches the database at once, as from several processes: the per-process
+// per-vault gate (maxConcurrentCallsPerVault) would otherwise refuse most of them up front.
+const ctx = setupSyncDatabase({ maxConcurrentCallsPerVault: 64 });
 
 async function vaultCount(userId: string): Promise<number> {
   const { rows } = await ctx.db.pool.query<{ n: string }>('select count(*) as n from vaults where user_id = $1', [userId]);
