@@ -45,6 +45,8 @@ export {
   type RuleViolation,
 } from './errors.js';
 export { SyncService } from './sync/sync-service.js';
+export { signClaim, claimMessage, CLAIM_KEY_BYTES, CLAIM_LIFETIME_SECONDS } from './sync/claim.js';
+export { readClaimKey, rotateClaimKey, CLAIM_KEY_ENV, READ_CLAIM_KEY_SQL } from './sync/claim-key.js';
 export {
   DEFAULT_LIMITS,
   type Change,

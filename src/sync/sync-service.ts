@@ -13,6 +13,8 @@ import { lockVaultAndReserve, purgeVaultTombstones, readFeedPage } from './feed.
 import { validateEnable, validatePull, validatePurge, validatePush, validateRewrap, validateRotate, validateUserId } from './input.js';
 import { judge } from './judge.js';
 import { classifyFailure } from './transient.js';
+import { CLAIM_LIFETIME_SECONDS, presentClaim, signClaim } from './claim.js';
+import { ClaimKeySource, claimRefused } from './claim-key.js';
 import {
   DEFAULT_LIMITS,
   type Conflict,
@@ -52,10 +54,12 @@ export class SyncService {
   /** The limits in force (defaults merged with the options). */
   readonly limits: Readonly<SyncLimits>;
   private readonly lockTimeoutMs: number;
+  private readonly claimKey: ClaimKeySource;
 
   /**
    * @param em any EntityManager of an ORM initialised with this package's config; it is forked per call
-   * @param options limits and the lock wait
+   * @param options limits, the lock wait and the claim key
+   * @throws ConfigurationError when `claimKey` (or `VAULT_DB_CLAIM_KEY`) is malformed
    */
   constructor(
     private readonly em: EntityManager,
@@ -63,6 +67,7 @@ export class SyncService {
   ) {
     this.limits = Object.freeze({ ...DEFAULT_LIMITS, ...options.limits });
     this.lockTimeoutMs = Math.max(1, Math.floor(options.lockTimeoutMs ?? 5000));
+    this.claimKey = new ClaimKeySource(em, options.claimKey, process.env);
   }
 
   /**
@@ -279,14 +284,22 @@ export class SyncService {
   }
 
   /**
-   * Runs `work` in a transaction of its own on a fresh fork, with the caller's user id and the
-   * lock wait set for that transaction only (they vanish at commit, so pooled connections never
-   * carry one user's setting into another's call).
+   * Runs `work` in a transaction of its own on a fresh fork, with the caller's user id, a claim
+   * signed for it, and the lock wait set for that transaction only (they vanish at commit, so
+   * pooled connections never carry one user's setting into another's call). Row-level security
+   * admits the user's rows only if the database accepts the claim, so a refused claim stops the
+   * call here rather than letting it run on an empty view of the vault.
    */
   private async transaction<T>(userId: string, work: (em: EntityManager) => Promise<T>): Promise<T> {
     try {
+      const key = await this.claimKey.get();
+      const claim = signClaim(key, userId, Math.floor(Date.now() / 1000) + CLAIM_LIFETIME_SECONDS);
       return await this.em.fork().transactional(async (em) => {
-        await em.execute("select set_config('app.user_id', ?, true), set_config('lock_timeout', ?, true)", [userId, `${this.lockTimeoutMs}ms`]);
+        const rejection = await presentClaim(em, userId, claim, this.lockTimeoutMs);
+        if (rejection) {
+          this.claimKey.refused();
+          throw claimRefused(rejection, this.claimKey.origin);
+        }
         return work(em);
       });
     } catch (error) {
