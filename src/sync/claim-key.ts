@@ -116,9 +116,14 @@ export class ClaimKeySource {
     return loading;
   }
 
-  /** The database refused a claim made with the key: a key read from the database is read again next time. */
-  refused(): void {
-    if (this.origin === 'the database') this.key = null;
+  /**
+   * The database refused a claim made with the key. A key read from the database is forgotten, so
+   * the next {@link get} reads it again; returns whether that happens.
+   */
+  refused(): boolean {
+    if (this.origin !== 'the database') return false;
+    this.key = null;
+    return true;
   }
 }
 

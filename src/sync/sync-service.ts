@@ -292,16 +292,25 @@ export class SyncService {
    */
   private async transaction<T>(userId: string, work: (em: EntityManager) => Promise<T>): Promise<T> {
     try {
-      const key = await this.claimKey.get();
-      const claim = signClaim(key, userId, Math.floor(Date.now() / 1000) + CLAIM_LIFETIME_SECONDS);
-      return await this.em.fork().transactional(async (em) => {
-        const rejection = await presentClaim(em, userId, claim, this.lockTimeoutMs);
-        if (rejection) {
-          this.claimKey.refused();
-          throw claimRefused(rejection, this.claimKey.origin);
+      for (let attempt = 1; ; attempt++) {
+        const claim = signClaim(await this.claimKey.get(), userId, Math.floor(Date.now() / 1000) + CLAIM_LIFETIME_SECONDS);
+        let refused = false;
+        try {
+          return await this.em.fork().transactional(async (em) => {
+            const rejection = await presentClaim(em, userId, claim, this.lockTimeoutMs);
+            if (rejection) {
+              refused = true;
+              throw claimRefused(rejection, this.claimKey.origin);
+            }
+            return work(em);
+          });
+        } catch (error) {
+          // A key read from the database may have been rotated since: nothing was done yet, so
+          // read it again and retry once. A configured key is wrong until someone fixes it.
+          if (refused && attempt === 1 && this.claimKey.refused()) continue;
+          throw error;
         }
-        return work(em);
-      });
+      }
     } catch (error) {
       throw classifyFailure(error);
     }
