@@ -276,6 +276,10 @@ describe('impersonation: naming user A without a valid claim for A', () => {
     ['the signature of a valid claim without its expiry', () => validForA().split('.')[1] as string],
     ['a valid claim with SQL appended', () => `${validForA()}' or true --`],
     ['a valid claim in upper case', () => validForA().toUpperCase()],
+    ['a valid claim one hex digit short', () => validForA().slice(0, -1)],
+    ['a valid claim with one hex digit more', () => `${validForA()}0`],
+    ['an expiry of 16 digits', () => `${'9'.repeat(16)}.${validForA().split('.')[1]}`],
+    ['two expiries', () => `1.${validForA()}`],
   ];
 
   for (const [label, claim] of attempts) {
