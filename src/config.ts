@@ -91,6 +91,8 @@ export function createConfig(clientUrl: string, overrides: Partial<Options> = {}
       // runMigrations logs each migration itself; the CLI prints its own summary.
       silent: true,
     },
+    // The claim key (migration Migration20261130210000) is no entity: schema diffs must not drop it.
+    schemaGenerator: { skipTables: ['vault_db_claim_key'] },
     debug: false,
     ...overrides,
     // MikroORM inlines parameters into the SQL it logs; never let ciphertext, wrapped keys or salts

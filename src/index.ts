@@ -49,6 +49,8 @@ export {
 } from './errors.js';
 export { SyncService } from './sync/sync-service.js';
 export { DEFAULT_LOCK_TIMEOUT_MS, MAX_LOCK_TIMEOUT_MS, DEFAULT_MAX_CONCURRENT_CALLS_PER_VAULT } from './sync/options.js';
+export { signClaim, claimMessage, CLAIM_KEY_BYTES, CLAIM_LIFETIME_SECONDS } from './sync/claim.js';
+export { readClaimKey, rotateClaimKey, CLAIM_KEY_ENV, READ_CLAIM_KEY_SQL } from './sync/claim-key.js';
 export {
   DEFAULT_LIMITS,
   type Change,

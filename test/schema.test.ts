@@ -21,8 +21,8 @@ afterAll(async () => {
 const column = (name: string, type: string, nullable: boolean, dflt: string | null = null) => ({ name, type, nullable, default: dflt });
 const TIMESTAMPTZ = 'timestamp with time zone';
 
-test('public holds exactly the two tables and the migrations log', async () => {
-  expect(await listTables(pool)).toEqual(['mikro_orm_migrations', 'records', 'vaults']);
+test('public holds exactly the two tables, the claim key and the migrations log', async () => {
+  expect(await listTables(pool)).toEqual(['mikro_orm_migrations', 'records', 'vault_db_claim_key', 'vaults']);
 });
 
 describe('columns', () => {
@@ -137,17 +137,22 @@ describe('triggers', () => {
     });
   });
 
-  test('the owner check runs as its owner with a pinned search_path', async () => {
+  test('the owner check runs as its owner with a pinned search_path that puts pg_temp last', async () => {
     // Without security definer, row-level security could hide the vault and let a bad user_id in;
-    // without the pinned search_path, a caller's schema could shadow `vaults`.
+    // without pg_temp named last, a caller's temp table `vaults` would be searched first and fool
+    // the check (issue #12; the attack itself is in test/security/function-hardening.test.ts).
     expect(Object.keys(await listFunctions(pool))).toEqual([
       'vault_db_check_record_owner',
+      'vault_db_current_user',
       'vault_db_freeze_vault_user_id',
+      'vault_db_rotate_claim_key',
+      'vault_db_set_claim_key',
       'vault_db_touch_updated_at',
     ]);
     const { rows } = await pool.query<{ definer: boolean; config: string[] | null }>(
       `select prosecdef as definer, proconfig as config from pg_proc where proname = 'vault_db_check_record_owner'`,
     );
-    expect(rows).toEqual([{ definer: true, config: ['search_path=pg_catalog, public'] }]);
+    expect(rows).toEqual([{ definer: true, config: ['search_path=pg_catalog, pg_temp'] }]);
+    expect((await listFunctions(pool)).vault_db_check_record_owner).toContain('from public.vaults v');
   });
 });

@@ -15,6 +15,8 @@ import { judge } from './judge.js';
 import { resolveSyncOptions } from './options.js';
 import { classifyFailure } from './transient.js';
 import { VaultGate } from './vault-gate.js';
+import { CLAIM_LIFETIME_SECONDS, presentClaim, signClaim } from './claim.js';
+import { ClaimKeySource, claimRefused } from './claim-key.js';
 import {
   type Conflict,
   type EnableVaultInput,
@@ -54,11 +56,12 @@ export class SyncService {
   readonly limits: Readonly<SyncLimits>;
   private readonly lockTimeoutMs: number;
   private readonly gate: VaultGate;
+  private readonly claimKey: ClaimKeySource;
 
   /**
    * @param em any EntityManager of an ORM initialised with this package's config; it is forked per call
-   * @param options limits, the lock wait and the per-vault share of the pool
-   * @throws ConfigurationError naming every option that is unknown or out of range
+   * @param options limits, the lock wait, the per-vault share of the pool and the claim key
+   * @throws ConfigurationError naming every option that is unknown or out of range, or a malformed `claimKey` (or `VAULT_DB_CLAIM_KEY`)
    */
   constructor(
     private readonly em: EntityManager,
@@ -69,6 +72,7 @@ export class SyncService {
     this.lockTimeoutMs = resolved.lockTimeoutMs;
     // Keyed on the driver, which owns the pool: services on one ORM share the per-vault counts.
     this.gate = new VaultGate(em.getDriver(), resolved.maxConcurrentCallsPerVault);
+    this.claimKey = new ClaimKeySource(em, options.claimKey, process.env);
   }
 
   /**
@@ -285,18 +289,35 @@ export class SyncService {
   }
 
   /**
-   * Runs `work` in a transaction of its own on a fresh fork, with the caller's user id and the
-   * lock wait set for that transaction only (they vanish at commit, so pooled connections never
-   * carry one user's setting into another's call).
+   * Runs `work` in a transaction of its own on a fresh fork, with the caller's user id, a claim
+   * signed for it, and the lock wait set for that transaction only (they vanish at commit, so
+   * pooled connections never carry one user's setting into another's call). Row-level security
+   * admits the user's rows only if the database accepts the claim, so a refused claim stops the
+   * call here rather than letting it run on an empty view of the vault.
    */
   private async transaction<T>(userId: string, work: (em: EntityManager) => Promise<T>): Promise<T> {
     // The gate comes first: a refused call never waits for, or holds, a pooled connection.
     return this.gate.run(userId, async () => {
       try {
-        return await this.em.fork().transactional(async (em) => {
-          await em.execute("select set_config('app.user_id', ?, true), set_config('lock_timeout', ?, true)", [userId, `${this.lockTimeoutMs}ms`]);
-          return work(em);
-        });
+        for (let attempt = 1; ; attempt++) {
+          const claim = signClaim(await this.claimKey.get(), userId, Math.floor(Date.now() / 1000) + CLAIM_LIFETIME_SECONDS);
+          let refused = false;
+          try {
+            return await this.em.fork().transactional(async (em) => {
+              const rejection = await presentClaim(em, userId, claim, this.lockTimeoutMs);
+              if (rejection) {
+                refused = true;
+                throw claimRefused(rejection, this.claimKey.origin);
+              }
+              return work(em);
+            });
+          } catch (error) {
+            // A key read from the database may have been rotated since: nothing was done yet, so
+            // read it again and retry once. A configured key is wrong until someone fixes it.
+            if (refused && attempt === 1 && this.claimKey.refused()) continue;
+            throw error;
+          }
+        }
       } catch (error) {
         throw classifyFailure(error);
       }

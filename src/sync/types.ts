@@ -173,4 +173,13 @@ export interface SyncServiceOptions {
    * Default 2.
    */
   maxConcurrentCallsPerVault?: number;
+  /**
+   * The key that signs the identity claim of every transaction, without which row-level security
+   * admits no row: 32 bytes, or 64 hex digits. Default: the `VAULT_DB_CLAIM_KEY` environment
+   * variable; without it, the key is read from the database on first use, which only the owner
+   * role may do (a service connected as the application role then fails with ConfigurationError).
+   * The owner gets the value with `readClaimKey()` or
+   * `select encode(key, 'hex') from public.vault_db_claim_key`.
+   */
+  claimKey?: Uint8Array | string;
 }

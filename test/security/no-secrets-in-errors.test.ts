@@ -128,7 +128,7 @@ beforeAll(async () => {
   orm = await MikroORM.init(createConfig(role.url, { pool: { min: 0, max: 4 } }));
   owner = new pg.Pool({ connectionString: db.url, max: 3 });
   owner.on('error', () => {});
-  sync = new SyncService(orm.em, { lockTimeoutMs: 30_000 });
+  sync = new SyncService(orm.em, { lockTimeoutMs: 30_000, claimKey: role.claimKey });
   passwordNeedles = { 'app role password': role.password, 'app role password (url-encoded)': encodeURIComponent(role.password) };
   await sync.enableVault(A, { wrappedKey: randomBytes(60), salt: randomBytes(16), kdfParams: pbkdf2 });
   await sync.push(A, { changes: [{ recordId: 'held', baseVersion: 0, ciphertext: randomBytes(32) }] });

@@ -1,13 +1,15 @@
 /**
  * Row-level security, checked with raw SQL: a non-owner role without BYPASSRLS (the production
  * setup of docs/app-role.sql) sees and changes only the rows of the user named by the
- * transaction-local `app.user_id`, and nothing at all without it. The owner sees everything.
+ * transaction-local `app.user_id` AND vouched for by a valid signed claim (`app.user_claim`), and
+ * nothing at all otherwise: naming a user is not enough. The owner sees everything.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAppRole, withLogin, type AppRole } from '../support/app-role.js';
+import { signClaim } from '../../src/sync/claim.js';
+import { actAs, createAppRole, withLogin, type AppRole } from '../support/app-role.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 const A = `user_a_${randomBytes(4).toString('hex')}`;
@@ -43,12 +45,15 @@ async function seed(userId: string, records: number, tombstones: number): Promis
   }
 }
 
-/** Runs `work` on one app-role connection inside a transaction that is always rolled back. */
+/**
+ * Runs `work` on one app-role connection inside a transaction that is always rolled back. With a
+ * user id, the transaction acts for that user as SyncService does (the id and a valid claim).
+ */
 async function asApp<T>(userId: string | null, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await app.connect();
   try {
     await client.query('begin');
-    if (userId !== null) await client.query(`select set_config('app.user_id', $1, true)`, [userId]);
+    if (userId !== null) await actAs(client, userId, role.claimKey);
     return await work(client);
   } finally {
     await client.query('rollback').catch(() => {});
@@ -164,7 +169,7 @@ describe('with no app.user_id', () => {
     const client = await app.connect();
     try {
       await client.query('begin');
-      await client.query(`select set_config('app.user_id', $1, true)`, [A]);
+      await actAs(client, A, role.claimKey);
       expect(await count(client, 'records')).toBe(4);
       await client.query('commit');
       expect(await count(client, 'records')).toBe(0);
@@ -242,6 +247,97 @@ describe("with another user's app.user_id", () => {
   });
 });
 
+describe('impersonation: naming user A without a valid claim for A', () => {
+  const inAMinute = () => Math.floor(Date.now() / 1000) + 60;
+  const validForA = () => signClaim(role.claimKey, A, inAMinute());
+
+  /** Runs `work` in a rolled-back app-role transaction that sets `app.user_id` to A and `app.user_claim` to `claim` (unless null). */
+  async function claimingA<T>(claim: string | null, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await app.connect();
+    try {
+      await client.query('begin');
+      await client.query(`select set_config('app.user_id', $1, true)`, [A]);
+      if (claim !== null) await client.query(`select set_config('app.user_claim', $1, true)`, [claim]);
+      return await work(client);
+    } finally {
+      await client.query('rollback').catch(() => {});
+      client.release();
+    }
+  }
+
+  const attempts: [string, () => string | null][] = [
+    ['no claim at all (the honour system of before)', () => null],
+    ['an empty claim', () => ''],
+    ['a forged signature', () => `${inAMinute()}.${randomBytes(32).toString('hex')}`],
+    ['a claim signed with a key of its own', () => signClaim(randomBytes(32), A, inAMinute())],
+    ['an expired claim', () => signClaim(role.claimKey, A, Math.floor(Date.now() / 1000) - 1)],
+    ["user B's own valid claim", () => signClaim(role.claimKey, B, inAMinute())],
+    ['a valid claim for A whose expiry was moved later', () => `${inAMinute() + 3600}.${validForA().split('.')[1]}`],
+    ['the signature of a valid claim without its expiry', () => validForA().split('.')[1] as string],
+    ['a valid claim with SQL appended', () => `${validForA()}' or true --`],
+    ['a valid claim in upper case', () => validForA().toUpperCase()],
+    ['a valid claim one hex digit short', () => validForA().slice(0, -1)],
+    ['a valid claim with one hex digit more', () => `${validForA()}0`],
+    ['an expiry of 16 digits', () => `${'9'.repeat(16)}.${validForA().split('.')[1]}`],
+    ['two expiries', () => `1.${validForA()}`],
+  ];
+
+  for (const [label, claim] of attempts) {
+    it(`${label}: sees none of A's rows, changes none and inserts none`, async () => {
+      const before = await snapshot();
+      await claimingA(claim(), async (c) => {
+        const who = await c.query<{ u: string | null }>('select public.vault_db_current_user() as u');
+        expect(who.rows).toEqual([{ u: null }]);
+        expect(await count(c, 'vaults')).toBe(0);
+        expect(await count(c, 'records')).toBe(0);
+        expect(await count(c, 'records', 'user_id = $1 or vault_id = $2', [A, vaultOf[A]])).toBe(0);
+        expect((await c.query('update vaults set version = version + 1')).rowCount).toBe(0);
+        expect((await c.query('update records set ciphertext = $1 where user_id = $2', [randomBytes(8), A])).rowCount).toBe(0);
+        expect((await c.query('delete from records')).rowCount).toBe(0);
+        expect((await c.query('delete from vaults')).rowCount).toBe(0);
+      });
+      await claimingA(claim(), async (c) => {
+        expect(await sqlState(c.query(
+          `insert into records (user_id, vault_id, record_id, ciphertext, seq) values ($1, $2, 'planted', $3, 1000)`,
+          [A, vaultOf[A], randomBytes(8)],
+        ))).toBe('42501');
+      });
+      expect(await snapshot()).toEqual(before);
+    });
+  }
+
+  it("a valid claim for A still works (so the attempts above fail for their flaw, not for the setup)", async () => {
+    await claimingA(validForA(), async (c) => {
+      expect(await count(c, 'records')).toBe(4);
+      expect(await count(c, 'vaults')).toBe(1);
+    });
+  });
+
+  it('a claim that worked stops working once it expires; a transaction begun before its expiry keeps it', async () => {
+    const dbNow = async (c: pg.ClientBase | pg.Pool) => Number((await c.query<{ t: string }>('select extract(epoch from clock_timestamp()) as t')).rows[0]?.t);
+    const expiry = Math.floor(await dbNow(owner)) + 2;
+    const claim = signClaim(role.claimKey, A, expiry);
+    const early = await app.connect();
+    try {
+      await early.query('begin');
+      await early.query(`select set_config('app.user_id', $1, true), set_config('app.user_claim', $2, true)`, [A, claim]);
+      expect(await count(early, 'records')).toBe(4);
+      // Wait (by the database's clock) until the claim has expired.
+      while ((await dbNow(owner)) < expiry + 0.2) await new Promise((r) => setTimeout(r, 200));
+      // The open transaction started before the expiry: checks use its start time, now().
+      expect(await count(early, 'records')).toBe(4);
+      await early.query('commit');
+    } finally {
+      early.release();
+    }
+    // Replayed in a new transaction, the same claim is refused.
+    await claimingA(claim, async (c) => {
+      expect(await count(c, 'records')).toBe(0);
+      expect(await count(c, 'vaults')).toBe(0);
+    });
+  });
+});
+
 describe("with user A's app.user_id", () => {
   it("sees exactly A's rows", async () => {
     const ownerVaults = await owner.query<{ t: string }>('select t::text as t from vaults t where user_id = $1 order by 1', [A]);
@@ -260,11 +356,12 @@ describe("with user A's app.user_id", () => {
   it('a session-wide setting is confined to the same user (the service never uses one, but raw SQL could)', async () => {
     const client = await app.connect();
     try {
-      await client.query(`select set_config('app.user_id', $1, false)`, [A]);
+      const claim = signClaim(role.claimKey, A, Math.floor(Date.now() / 1000) + 60);
+      await client.query(`select set_config('app.user_id', $1, false), set_config('app.user_claim', $2, false)`, [A, claim]);
       expect(await count(client, 'records')).toBe(4);
       expect(await count(client, 'records', 'user_id = $1', [B])).toBe(0);
     } finally {
-      await client.query('reset app.user_id');
+      await client.query('reset app.user_id; reset app.user_claim');
       client.release();
     }
   });
@@ -292,22 +389,27 @@ describe('docs/app-role.sql', () => {
     try {
       const attrs = await owner.query(`select rolsuper, rolbypassrls, rolcanlogin from pg_roles where rolname = $1`, [name]);
       expect(attrs.rows).toEqual([{ rolsuper: false, rolbypassrls: false, rolcanlogin: true }]);
+      // Table and function privileges, the latter read from the ACLs themselves.
       const privileges = async (grantee: string) =>
         (await owner.query<{ p: string }>(
-          `select table_name || ':' || privilege_type as p from information_schema.role_table_grants
-           where grantee = $1 order by 1`,
+          `select table_name || ':' || privilege_type as p from information_schema.role_table_grants where grantee = $1
+           union all
+           select p.proname || '():' || a.privilege_type from pg_proc p cross join aclexplode(p.proacl) a
+           join pg_roles r on r.oid = a.grantee where r.rolname = $1
+           order by 1`,
           [grantee],
         )).rows.map((r) => r.p);
       expect(await privileges(name)).toEqual(await privileges(role.name));
       expect(await privileges(name)).toEqual([
         'records:DELETE', 'records:INSERT', 'records:SELECT', 'records:UPDATE',
+        'vault_db_current_user():EXECUTE',
         'vaults:DELETE', 'vaults:INSERT', 'vaults:SELECT', 'vaults:UPDATE',
       ]);
       expect(await count(docRole, 'vaults')).toBe(0);
       const c = await docRole.connect();
       try {
         await c.query('begin');
-        await c.query(`select set_config('app.user_id', $1, true)`, [A]);
+        await actAs(c, A, role.claimKey);
         expect(await count(c, 'records')).toBe(4);
         await c.query('rollback');
       } finally {

@@ -1,7 +1,9 @@
 /**
  * The sync service run the way production runs it: its ORM logs in as the non-owner application
- * role, so every row it reads or writes passes the row-level security policies. Every public
- * method works end to end, and a second user's data stays out of reach.
+ * role and signs each transaction's identity claim with the key it was given, so every row it
+ * reads or writes passes the row-level security policies. Every public method works end to end,
+ * and a second user's data stays out of reach. Without the key, or with a wrong one, every call
+ * fails with ConfigurationError and writes nothing.
  */
 import { randomBytes } from 'node:crypto';
 import { MikroORM } from '@mikro-orm/postgresql';
@@ -33,7 +35,7 @@ beforeAll(async () => {
   orm = await MikroORM.init(createConfig(role.url, { pool: { min: 0, max: 4 } }));
   owner = new pg.Pool({ connectionString: db.url, max: 2 });
   owner.on('error', () => {});
-  sync = new SyncService(orm.em, { lockTimeoutMs: 10_000 });
+  sync = new SyncService(orm.em, { lockTimeoutMs: 10_000, claimKey: role.claimKey });
 });
 
 afterAll(async () => {

@@ -1,0 +1,108 @@
+/**
+ * Signed identity claims: how a transaction proves to the database which user it acts for.
+ *
+ * Row-level security admits a row only when its `user_id` equals `vault_db_current_user()`. That
+ * function returns the transaction's `app.user_id` only when `app.user_claim` is
+ * `<expiry>.<hmac>`, where `hmac` is HMAC-SHA-256, under the key in `public.vault_db_claim_key`
+ * (readable by the owner role only), of {@link claimMessage}, and the expiry is still ahead of the
+ * transaction's start. A session that runs SQL as the application role without the key can set
+ * `app.user_id` to anyone and still sees and writes no row. See migration Migration20261130210000
+ * for the database half.
+ *
+ * @module
+ */
+import { createHmac } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { z } from 'zod';
+import { ConfigurationError } from '../errors.js';
+
+/** Length of the claim key: HMAC-SHA-256 with a 32-byte key (the database derives its pads from it). */
+export const CLAIM_KEY_BYTES = 32;
+
+/**
+ * How long a claim is valid after it is made, in seconds. The database compares the expiry with
+ * the transaction's start (`now()`), so a long transaction never expires halfway; the lifetime
+ * only has to cover the gap between signing and `BEGIN`, plus clock skew between the two hosts.
+ */
+export const CLAIM_LIFETIME_SECONDS = 60;
+
+/**
+ * Binds the claim to its purpose (the domain tag, versioned), its expiry and the user. The user
+ * id comes last and the expiry is digits only, so no two (expiry, user) pairs give one message.
+ */
+export function claimMessage(userId: string, expiresAt: number): string {
+  return `vault-db/app.user_claim/v1:${expiresAt}:${userId}`;
+}
+
+/**
+ * A claim for `userId` valid until `expiresAt` (Unix seconds): `<expiresAt>.<64 hex digits>`.
+ *
+ * @example
+ * ```ts
+ * const claim = signClaim(key, 'user_2x', Math.floor(Date.now() / 1000) + 60);
+ * ```
+ */
+export function signClaim(key: Uint8Array, userId: string, expiresAt: number): string {
+  const mac = createHmac('sha256', key).update(claimMessage(userId, expiresAt), 'utf8').digest('hex');
+  return `${expiresAt}.${mac}`;
+}
+
+const HEX_KEY = /^(?:\\x)?([0-9a-fA-F]{64})$/;
+
+const claimKeySchema = z.union([
+  z.instanceof(Uint8Array).refine((bytes) => bytes.length === CLAIM_KEY_BYTES, (bytes) => ({ message: `must be ${CLAIM_KEY_BYTES} bytes, not ${bytes.length}` })),
+  z.string().trim().regex(HEX_KEY, `must be ${CLAIM_KEY_BYTES * 2} hex digits (optionally prefixed \\x, as psql prints a bytea)`),
+]);
+
+/**
+ * The claim key as bytes, from a `Uint8Array` of 32 bytes or a string of 64 hex digits.
+ *
+ * @param source what to name in the error, e.g. `options.claimKey` or `VAULT_DB_CLAIM_KEY`
+ * @throws ConfigurationError naming `source` and the rule; the message never contains the value
+ */
+export function parseClaimKey(value: unknown, source: string): Buffer {
+  const parsed = claimKeySchema.safeParse(value);
+  if (!parsed.success) {
+    const rule = typeof value === 'string' || value instanceof Uint8Array ? (parsed.error.issues.at(-1)?.message ?? 'is malformed') : `must be a Uint8Array or a hex string, not ${value === null ? 'null' : typeof value}`;
+    throw new ConfigurationError(`${source} ${rule}.`);
+  }
+  const key = parsed.data;
+  // A copy: the caller may reuse its buffer.
+  return typeof key === 'string' ? Buffer.from((HEX_KEY.exec(key) as RegExpExecArray)[1] as string, 'hex') : Buffer.from(key);
+}
+
+/** Seconds by which the two clocks may differ before a rejected claim is blamed on them. */
+const SKEW_WORTH_NAMING_SECONDS = CLAIM_LIFETIME_SECONDS / 2;
+
+/** Why the database refused the claim, when it did. */
+export type ClaimRejection = { kind: 'key' } | { kind: 'clock'; skewSeconds: number };
+
+/**
+ * Starts a service transaction: sets `app.user_id`, `app.user_claim` and `lock_timeout` for this
+ * transaction only, and reads back whether the database accepts the claim, in one statement.
+ *
+ * The statement binds its parameters (MikroORM would inline them into the SQL text), so the claim
+ * never appears in `pg_stat_activity`, which other sessions of the same role can read, nor in
+ * MikroORM's query log. It must run inside the transaction of `em`.
+ *
+ * @returns null when the database accepted the claim, otherwise why it did not
+ */
+export async function presentClaim(em: EntityManager, userId: string, claim: string, lockTimeoutMs: number): Promise<ClaimRejection | null> {
+  // The OFFSET 0 subquery is evaluated first (the planner neither flattens it nor drops its
+  // volatile columns), so the check sees the settings this very statement makes.
+  const sql = `select public.vault_db_current_user() as verified, extract(epoch from now())::float8 as db_now
+from (select set_config('app.user_id', ?, true), set_config('app.user_claim', ?, true), set_config('lock_timeout', ?, true) offset 0) as settings`;
+  const connection = em.getConnection() as unknown as {
+    getKnex(): { raw(sql: string, bindings: unknown[]): PromiseLike<{ rows: { verified: string | null; db_now: number }[] }> & { transacting(ctx: unknown): void } };
+    executeQuery<R>(query: string, run: () => Promise<R>): Promise<R>;
+  };
+  const result = await connection.executeQuery(sql, async () => {
+    const query = connection.getKnex().raw(sql, [userId, claim, `${lockTimeoutMs}ms`]);
+    query.transacting(em.getTransactionContext());
+    return await query;
+  });
+  const row = result.rows[0];
+  if (row?.verified === userId) return null;
+  const skewSeconds = Math.round((row?.db_now ?? 0) - Date.now() / 1000);
+  return Math.abs(skewSeconds) >= SKEW_WORTH_NAMING_SECONDS ? { kind: 'clock', skewSeconds } : { kind: 'key' };
+}
