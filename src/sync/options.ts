@@ -68,8 +68,9 @@ const optionsSchema = z
     limits: limitsSchema.optional(),
     lockTimeoutMs: positiveInteger(MAX_LOCK_TIMEOUT_MS, ' ms (PostgreSQL lock_timeout; 0 would mean no limit)').optional(),
     maxConcurrentCallsPerVault: positiveInteger(Number.MAX_SAFE_INTEGER).optional(),
-    // Its format (32 bytes or 64 hex digits) is checked by ClaimKeySource, which also reads the env fallback.
-    claimKey: z.union([z.instanceof(Uint8Array), z.string()], { message: 'must be a Uint8Array or a hex string' }).optional(),
+    // Type and format (32 bytes or 64 hex digits) are checked by ClaimKeySource, which also reads
+    // the VAULT_DB_CLAIM_KEY fallback and words its errors without echoing the key.
+    claimKey: z.unknown().optional(),
   })
   .strict();
 

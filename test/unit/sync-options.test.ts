@@ -124,7 +124,7 @@ describe('maxConcurrentCallsPerVault', () => {
 describe('the options object itself', () => {
   test('an unknown option is refused by name, with the known ones listed', () => {
     const error = refusal({ lockTimout: 5000 });
-    expect(error.message).toBe('Invalid SyncService options: lockTimout: unknown option (known: limits, lockTimeoutMs, maxConcurrentCallsPerVault).');
+    expect(error.message).toBe('Invalid SyncService options: lockTimout: unknown option (known: limits, lockTimeoutMs, maxConcurrentCallsPerVault, claimKey).');
   });
 
   test.each([null, [], 'options', 42])('%o instead of an object is refused', (options) => {
