@@ -6,7 +6,7 @@
  * @module
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { openSync, closeSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, readlinkSync, realpathSync } from 'node:fs';
 import { rename, stat } from 'node:fs/promises';
 import pg from 'pg';
 import { SUPERUSER } from './cluster.js';
@@ -160,13 +160,7 @@ export async function spawnPostmaster(layout: Layout, port: number, deadline: nu
   child.unref();
   const exited = new Promise<never>((_, reject) => {
     const fail = (code: number | null, signal: NodeJS.Signals | null, error?: Error) => {
-      let text = '';
-      try {
-        text = readFileSync(log, 'utf8');
-      } catch {
-        text = '';
-      }
-      reject(classifyStartFailure(layout, port, text, error ? `it could not be run: ${error.message}` : `it exited with ${signal ?? `code ${code}`}`));
+      reject(classifyStartFailure(layout, port, readFromStart(log), error ? `it could not be run: ${error.message}` : `it exited with ${signal ?? `code ${code}`}`));
     };
     child.once('error', (error) => fail(null, null, error));
     child.once('exit', (code, signal) => fail(code, signal));
@@ -190,6 +184,25 @@ export async function spawnPostmaster(layout: Layout, port: number, deadline: nu
     closeSync(log);
   });
   return { child, ready: settled };
+}
+
+/**
+ * The whole file behind `fd`, read at explicit offsets: the server shares the descriptor's file
+ * position (and moves it to the end with every append), so a plain read would find nothing.
+ */
+function readFromStart(fd: number): string {
+  try {
+    const buffer = Buffer.alloc(fstatSync(fd).size);
+    let read = 0;
+    while (read < buffer.length) {
+      const n = readSync(fd, buffer, read, buffer.length - read, read);
+      if (n === 0) break;
+      read += n;
+    }
+    return buffer.subarray(0, read).toString('utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** Set when the server lost the race to another process's start of the same data dir. */
