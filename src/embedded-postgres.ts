@@ -87,7 +87,8 @@ const servers = new Map<string, Promise<EmbeddedPostgresHandle>>();
  * ```
  */
 export function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {}): Promise<EmbeddedPostgresHandle> {
-  const dataDir = path.resolve(options.dataDir ?? process.env.VAULT_DB_DATA_DIR ?? path.join(process.cwd(), '.data', 'postgres'));
+  // An empty variable counts as unset (`VAULT_DB_DATA_DIR= npm test`), not as "the current folder".
+  const dataDir = path.resolve(options.dataDir ?? (process.env.VAULT_DB_DATA_DIR?.trim() || path.join(process.cwd(), '.data', 'postgres')));
   let running = servers.get(dataDir);
   if (!running) {
     running = start(dataDir, options).catch((error: unknown) => {
@@ -100,7 +101,7 @@ export function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {}): Pr
 }
 
 async function start(dataDir: string, options: EmbeddedPostgresOptions): Promise<EmbeddedPostgresHandle> {
-  const portText = options.port ?? process.env.EMBEDDED_PG_PORT ?? DEFAULT_PORT;
+  const portText = options.port ?? (process.env.EMBEDDED_PG_PORT?.trim() || DEFAULT_PORT);
   const port = portSchema.safeParse(portText);
   if (!port.success) throw new EmbeddedServerError('start_failed', `EMBEDDED_PG_PORT must be a port number from 1 to 65535, not "${String(portText)}".`);
   const deadline = Date.now() + (options.timeoutMs ?? 120_000);
