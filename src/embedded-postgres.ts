@@ -138,8 +138,11 @@ async function start(dataDir: string, options: EmbeddedPostgresOptions): Promise
       process.off('exit', leaveOnExit);
       servers.delete(dataDir);
       if (leave(layout, joined.postmaster, me) !== 'stopping') return;
-      while (isRunning(joined.postmaster)) await new Promise((r) => setTimeout(r, 50));
-      clearStopMarker(layout, joined.postmaster);
+      // A fast shutdown ends every session; if it still runs after a minute, the next start or the
+      // watchdog sees the decided stop through (shutdown.ts).
+      const until = Date.now() + 60_000;
+      while (isRunning(joined.postmaster) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      if (!isRunning(joined.postmaster)) clearStopMarker(layout, joined.postmaster);
     },
   };
 }

@@ -7,9 +7,10 @@
 import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { startEmbeddedPostgres } from '../src/embedded-postgres.js';
-import { copyTree, running, scratchFolder, started, startUser, waitUntil } from './embedded/support.js';
+import { copyTree, freePort, running, scratchFolder, started, startUser, waitUntil } from './embedded/support.js';
 
-// This file's ports: 54460-54469.
+// This file's ports.
+const PORTS: [number, number] = [54460, 54469];
 let scratch: Awaited<ReturnType<typeof scratchFolder>>;
 let template: string;
 let counter = 0;
@@ -17,7 +18,7 @@ let counter = 0;
 beforeAll(async () => {
   scratch = await scratchFolder();
   template = path.join(scratch.path, 'template');
-  await (await startEmbeddedPostgres({ dataDir: template, port: 54460 })).stop();
+  await (await startEmbeddedPostgres({ dataDir: template, port: await freePort(PORTS) })).stop();
 });
 
 afterAll(async () => {
@@ -28,7 +29,7 @@ afterAll(async () => {
 async function exitCodeAfterUse(mode: string): Promise<number | null> {
   const dataDir = path.join(scratch.path, `data-${++counter}`);
   await copyTree(template, dataDir);
-  const user = await startUser({ dataDir, port: 54461 + (counter % 8) }, mode);
+  const user = await startUser({ dataDir, port: await freePort(PORTS) }, mode);
   const { pid } = started(user);
   const { code } = await user.ended;
   await waitUntil(() => !running(pid), 'the server stops when its only user exits');
@@ -48,7 +49,7 @@ test('a clean exit stays clean after using the embedded server, also through pro
 
 test('the process keeps no signal or exit hooks of the embedded-postgres package', async () => {
   const before = ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit'].map((event) => process.listenerCount(event));
-  const handle = await startEmbeddedPostgres({ dataDir: path.join(scratch.path, 'hooks'), port: 54469 });
+  const handle = await startEmbeddedPostgres({ dataDir: path.join(scratch.path, 'hooks'), port: await freePort(PORTS) });
   try {
     expect(['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit'].map((event) => process.listenerCount(event))).toEqual(before);
   } finally {

@@ -14,9 +14,10 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { isRoot, ROOT_SERVER_USER } from '../../src/embedded/server-user.js';
 import { SHARED_FOLDER_NAME } from '../../src/embedded/shared-folder.js';
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from '../../src/embedded-postgres.js';
-import { copyTree, queryOne, ROOT, running, scratchFolder, started, startUser, waitUntil } from './support.js';
+import { copyTree, freePort, queryOne, ROOT, running, scratchFolder, started, startUser, waitUntil } from './support.js';
 
-// This file's ports: 54440-54459.
+// This file's ports.
+const PORTS: [number, number] = [54440, 54459];
 const run = promisify(execFile);
 let scratch: Awaited<ReturnType<typeof scratchFolder>>;
 let server: EmbeddedPostgresHandle;
@@ -33,7 +34,7 @@ async function passwordLikeTempFiles(): Promise<string[]> {
 }
 
 async function connect(user: string, pass: string | undefined): Promise<unknown> {
-  const client = new pg.Client({ host: '127.0.0.1', port: 54440, user, ...(pass === undefined ? {} : { password: pass }), database: 'postgres', connectionTimeoutMillis: 5000 });
+  const client = new pg.Client({ host: '127.0.0.1', port: Number(new URL(server.url).port), user, ...(pass === undefined ? {} : { password: pass }), database: 'postgres', connectionTimeoutMillis: 5000 });
   client.on('error', () => {});
   try {
     await client.connect();
@@ -48,7 +49,7 @@ async function connect(user: string, pass: string | undefined): Promise<unknown>
 beforeAll(async () => {
   scratch = await scratchFolder();
   tempBefore = await passwordLikeTempFiles();
-  server = await startEmbeddedPostgres({ dataDir: path.join(scratch.path, 'data'), port: 54440 });
+  server = await startEmbeddedPostgres({ dataDir: path.join(scratch.path, 'data'), port: await freePort(PORTS) });
   password = decodeURIComponent(new URL(server.url).password);
 });
 
@@ -70,7 +71,7 @@ describe('a private password per data dir', () => {
   });
 
   test('another data dir gets another password', async () => {
-    const other = await startEmbeddedPostgres({ dataDir: path.join(scratch.path, 'other'), port: 54441 });
+    const other = await startEmbeddedPostgres({ dataDir: path.join(scratch.path, 'other'), port: await freePort(PORTS) });
     try {
       expect(decodeURIComponent(new URL(other.url).password)).not.toBe(password);
     } finally {
@@ -116,7 +117,8 @@ describe('a private password per data dir', () => {
 describe('a crash during the first start', () => {
   test('leaves no readable password and no half-made data dir in use; the next start cleans up and works', async () => {
     const dataDir = path.join(scratch.path, 'crashed');
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/embedded/child.ts'), JSON.stringify({ dataDir, port: 54442 }), 'exit'], { cwd: ROOT, stdio: 'ignore' });
+    const port = await freePort(PORTS);
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/embedded/child.ts'), JSON.stringify({ dataDir, port }), 'exit'], { cwd: ROOT, stdio: 'ignore' });
     let build = '';
     await waitUntil(async () => {
       build = (await readdir(scratch.path)).find((name) => name.startsWith('crashed.init-')) ?? '';
@@ -131,7 +133,7 @@ describe('a crash during the first start', () => {
     expect(await readdir(dataDir).catch(() => []), 'nothing half-made where the data dir belongs').toEqual([]);
     expect(await passwordLikeTempFiles()).toEqual(tempBefore);
 
-    const next = await startEmbeddedPostgres({ dataDir, port: 54442 });
+    const next = await startEmbeddedPostgres({ dataDir, port });
     try {
       expect(next.origin).toBe('started');
       expect((await readdir(scratch.path)).filter((name) => name.startsWith('crashed.init-')), 'the abandoned build is removed').toEqual([]);
@@ -158,7 +160,7 @@ describe.runIf(isRoot())('as root', () => {
       const before = await modes();
       expect(before[1]).toBe(`${parent} 700`);
 
-      const user = await startUser({ port: 54443 }, 'hold', { VAULT_DB_DATA_DIR: '' }, checkout, path.join(checkout, 'test/embedded/child.ts'));
+      const user = await startUser({ port: await freePort(PORTS) }, 'hold', { VAULT_DB_DATA_DIR: '' }, checkout, path.join(checkout, 'test/embedded/child.ts'));
       const handle = started(user);
       standIn = handle.dataDir;
       try {

@@ -9,9 +9,10 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { runningPostmaster } from '../../src/embedded/postmaster.js';
 import { startEmbeddedPostgres } from '../../src/embedded-postgres.js';
 import { runCli } from '../support/cli.js';
-import { copyTree, queryOne, release, running, scratchFolder, started, startUser, waitUntil } from './support.js';
+import { copyTree, freePort, queryOne, release, running, scratchFolder, started, startUser, waitUntil } from './support.js';
 
-// This file's ports: 54420-54439.
+// This file's ports.
+const PORTS: [number, number] = [54420, 54439];
 let scratch: Awaited<ReturnType<typeof scratchFolder>>;
 let template: string;
 let counter = 0;
@@ -25,7 +26,7 @@ async function newDataDir(empty = false): Promise<string> {
 beforeAll(async () => {
   scratch = await scratchFolder();
   template = path.join(scratch.path, 'template');
-  await (await startEmbeddedPostgres({ dataDir: template, port: 54429 })).stop();
+  await (await startEmbeddedPostgres({ dataDir: template, port: await freePort(PORTS) })).stop();
 });
 
 afterAll(async () => {
@@ -46,8 +47,9 @@ async function watchdogPid(dataDir: string): Promise<number> {
 describe('one server per data dir, shared by its users', () => {
   test('a second process reuses the server; the first leaving does not stop it; the last leaving does', async () => {
     const dataDir = await newDataDir();
-    const first = await startUser({ dataDir, port: 54420 }, 'hold');
-    const second = await startUser({ dataDir, port: 54420 }, 'hold');
+    const port = await freePort(PORTS);
+    const first = await startUser({ dataDir, port }, 'hold');
+    const second = await startUser({ dataDir, port }, 'hold');
     expect(started(first).origin).toBe('started');
     expect(started(second).origin).toBe('reused');
     expect(started(second).pid).toBe(started(first).pid);
@@ -63,9 +65,10 @@ describe('one server per data dir, shared by its users', () => {
 
   test('npm start does not stop the server under another process that uses it (say, npm test)', async () => {
     const dataDir = await newDataDir();
-    const tests = await startUser({ dataDir, port: 54421 }, 'hold');
+    const port = await freePort(PORTS);
+    const tests = await startUser({ dataDir, port }, 'hold');
     try {
-      const start = await runCli('npm', ['start'], { VAULT_DB_DATA_DIR: dataDir, EMBEDDED_PG_PORT: '54421' }, 120_000);
+      const start = await runCli('npm', ['start'], { VAULT_DB_DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(port) }, 120_000);
       expect(start.code, start.stderr).toBe(0);
       expect(start.stdout).toContain('embedded PostgreSQL');
       expect(running(started(tests).pid), 'npm start left the server running').toBe(true);
@@ -79,12 +82,13 @@ describe('one server per data dir, shared by its users', () => {
   test("another checkout's server on the same port is never used, even when it takes the same login", async () => {
     // A copied checkout: the same data dir contents, so the same password works on both servers.
     const original = await newDataDir();
+    const port = await freePort(PORTS);
     const copy = await newDataDir(true);
     await copyTree(original, copy);
 
-    const other = await startUser({ dataDir: original, port: 54422 }, 'hold');
+    const other = await startUser({ dataDir: original, port }, 'hold');
     try {
-      const mine = await startUser({ dataDir: copy, port: 54422 }, 'exit');
+      const mine = await startUser({ dataDir: copy, port }, 'exit');
       expect(mine.report.ok, 'must not use the server of another data dir').toBe(false);
       expect(mine.report.ok === false && mine.report.reason).toBe('port_in_use');
       expect(runningPostmaster(copy)).toBeNull();
@@ -96,7 +100,8 @@ describe('one server per data dir, shared by its users', () => {
 
   test('processes that start at once on a new data dir: one data dir, one server, all share it', async () => {
     const dataDir = await newDataDir(true);
-    const users = await Promise.all([1, 2, 3].map(() => startUser({ dataDir, port: 54423 }, 'hold')));
+    const port = await freePort(PORTS);
+    const users = await Promise.all([1, 2, 3].map(() => startUser({ dataDir, port }, 'hold')));
     const pids = new Set(users.map((u) => started(u).pid));
     expect(pids.size, 'one server').toBe(1);
     expect(users.map((u) => started(u).origin).sort()).toEqual(['reused', 'reused', 'started']);
@@ -109,7 +114,8 @@ describe('one server per data dir, shared by its users', () => {
 describe('killed users', () => {
   test.each(['SIGKILL', 'SIGHUP'] as const)('after %s of its only user, the watchdog stops the server', async (signal) => {
     const dataDir = await newDataDir();
-    const user = await startUser({ dataDir, port: 54424 }, 'hold');
+    const port = await freePort(PORTS);
+    const user = await startUser({ dataDir, port }, 'hold');
     const pid = started(user).pid;
     await watchdogPid(dataDir);
     user.child.kill(signal);
@@ -119,14 +125,15 @@ describe('killed users', () => {
 
   test('a server whose users and watchdog were all killed is adopted by the next user, who then stops it', async () => {
     const dataDir = await newDataDir();
-    const user = await startUser({ dataDir, port: 54425 }, 'hold');
+    const port = await freePort(PORTS);
+    const user = await startUser({ dataDir, port }, 'hold');
     const pid = started(user).pid;
     process.kill(await watchdogPid(dataDir), 'SIGKILL');
     user.child.kill('SIGKILL');
     await user.ended;
     expect(running(pid), 'an orphan, with no one to stop it').toBe(true);
 
-    const next = await startUser({ dataDir, port: 54425 }, 'exit');
+    const next = await startUser({ dataDir, port }, 'exit');
     expect(started(next).origin).toBe('adopted');
     expect(started(next).pid).toBe(pid);
     expect(next.stderr()).toContain(`adopted the embedded PostgreSQL (pid ${pid})`);
@@ -136,7 +143,8 @@ describe('killed users', () => {
 
   test('a lease whose process has ended does not keep the server alive (the pid may even be reused)', async () => {
     const dataDir = await newDataDir();
-    const handle = await startEmbeddedPostgres({ dataDir, port: 54426 });
+    const port = await freePort(PORTS);
+    const handle = await startEmbeddedPostgres({ dataDir, port });
     // A lease of a pid that runs now but started at another time: a reused pid, not the holder.
     await writeFile(path.join(dataDir, 'vault-db', 'users', `${process.ppid}-1`), '');
     await writeFile(path.join(dataDir, 'vault-db', 'users', '999999999-1'), '');

@@ -12,17 +12,17 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { locateBinaries } from '../../src/embedded/binaries.js';
 import { runningPostmaster } from '../../src/embedded/postmaster.js';
 import { EmbeddedServerError, startEmbeddedPostgres, type EmbeddedServerFailure } from '../../src/embedded-postgres.js';
-import { copyTree, scratchFolder } from './support.js';
+import { copyTree, freePort, scratchFolder } from './support.js';
 
-// This file's ports: 54410-54419.
-const PORT = 54411;
+// This file's ports.
+const PORTS: [number, number] = [54410, 54419];
 let scratch: Awaited<ReturnType<typeof scratchFolder>>;
 let template: string;
 
 beforeAll(async () => {
   scratch = await scratchFolder();
   template = path.join(scratch.path, 'template');
-  const server = await startEmbeddedPostgres({ dataDir: template, port: 54410 });
+  const server = await startEmbeddedPostgres({ dataDir: template, port: await freePort(PORTS) });
   await server.stop();
 });
 
@@ -67,11 +67,12 @@ describe('start failures say why', () => {
   test('a port held by another program: names the port and EMBEDDED_PG_PORT, and points at the log that says so', async () => {
     const dataDir = await copyOfTemplate('port-taken');
     const holder: Server = createServer();
-    await new Promise<void>((resolve) => holder.listen(PORT, '127.0.0.1', resolve));
+    const port = await freePort(PORTS);
+    await new Promise<void>((resolve, reject) => holder.once('error', reject).listen(port, '127.0.0.1', resolve));
     try {
-      const error = await startFailure({ dataDir, port: PORT });
+      const error = await startFailure({ dataDir, port });
       expectReason(error, 'port_in_use');
-      expect(error.message).toContain(`127.0.0.1:${PORT}`);
+      expect(error.message).toContain(`127.0.0.1:${port}`);
       expect(error.message).toContain('EMBEDDED_PG_PORT');
       expect(error.logFile).toBe(path.join(dataDir, 'vault-db', 'server.log'));
       expect(error.message).toContain(`Server log: ${error.logFile}`);
@@ -92,7 +93,7 @@ describe('start failures say why', () => {
   ])('a damaged data dir (%s): says it is damaged and to move it away', async (_what, damage) => {
     const dataDir = await copyOfTemplate(`damaged-${Math.random().toString(36).slice(2)}`);
     await damage(dataDir);
-    const error = await startFailure({ dataDir, port: PORT + 1 });
+    const error = await startFailure({ dataDir, port: await freePort(PORTS) });
     expectReason(error, 'data_dir_damaged');
     expect(error.message).toContain(dataDir);
     expect(error.message).toMatch(/damaged \(.+\); move it away or delete it/);
@@ -104,7 +105,7 @@ describe('start failures say why', () => {
     const dataDir = await copyOfTemplate('pg15');
     await writeFile(path.join(dataDir, 'PG_VERSION'), '15\n');
     const before = await snapshot(dataDir);
-    const error = await startFailure({ dataDir, port: PORT + 2 });
+    const error = await startFailure({ dataDir, port: await freePort(PORTS) });
     expectReason(error, 'data_dir_version');
     expect(error.message).toContain('PostgreSQL 15');
     expect(error.message).toContain('PostgreSQL 17');
@@ -116,7 +117,7 @@ describe('start failures say why', () => {
     const dataDir = path.join(scratch.path, 'not-a-data-dir');
     await mkdir(dataDir);
     await writeFile(path.join(dataDir, 'notes.txt'), 'mine\n');
-    const error = await startFailure({ dataDir, port: PORT + 3 });
+    const error = await startFailure({ dataDir, port: await freePort(PORTS) });
     expectReason(error, 'not_a_data_dir');
     expect(await readdir(dataDir)).toEqual(['notes.txt']);
   });
@@ -124,7 +125,7 @@ describe('start failures say why', () => {
   test('a data dir without a private password (made by an older vault-db): says to delete it', async () => {
     const dataDir = await copyOfTemplate('legacy');
     await rm(path.join(dataDir, 'vault-db', 'password'));
-    const error = await startFailure({ dataDir, port: PORT + 4 });
+    const error = await startFailure({ dataDir, port: await freePort(PORTS) });
     expectReason(error, 'no_private_password');
     expect(error.message).toContain(`rm -rf ${dataDir}`);
     await leftNothingRunning(dataDir);
@@ -141,7 +142,7 @@ describe('start failures say why', () => {
     test('a missing postgres binary: names it and says to reinstall', async () => {
       await rm(path.join(native, 'bin', 'postgres'));
       try {
-        const error = await startFailure({ dataDir: path.join(scratch.path, 'no-binary'), port: PORT + 5, nativeDir: native });
+        const error = await startFailure({ dataDir: path.join(scratch.path, 'no-binary'), port: await freePort(PORTS), nativeDir: native });
         expectReason(error, 'binary_missing');
         expect(error.message).toContain(path.join(native, 'bin', 'postgres'));
         expect(error.message).toContain('npm ci');
@@ -156,7 +157,7 @@ describe('start failures say why', () => {
       await rm(initdb);
       await copyFile(path.join((await locateBinaries()).nativeDir, 'bin', 'initdb'), initdb);
       await chmod(initdb, 0o644);
-      const error = await startFailure({ dataDir: path.join(scratch.path, 'no-exec'), port: PORT + 6, nativeDir: native });
+      const error = await startFailure({ dataDir: path.join(scratch.path, 'no-exec'), port: await freePort(PORTS), nativeDir: native });
       expectReason(error, 'binary_not_executable');
       expect(error.message).toContain(initdb);
       expect(error.message).toContain('mode 644');

@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -22,6 +23,23 @@ export async function scratchFolder(): Promise<{ path: string; remove: () => Pro
   const folder = await mkdtemp('/tmp/embedded-');
   await chmod(folder, 0o755);
   return { path: folder, remove: () => rm(folder, { recursive: true, force: true }) };
+}
+
+/**
+ * A port of `range` that nothing listens on or is bound to right now. Any fixed port can be taken
+ * at a given moment, if only as the local end of some client connection (the kernel hands out
+ * 32768-60999 for those), so tests pick one that is free instead of assuming it.
+ */
+export async function freePort([from, to]: [number, number]): Promise<number> {
+  for (let port = from; port <= to; port++) {
+    const free = await new Promise<boolean>((resolve) => {
+      const probe = createServer();
+      probe.once('error', () => resolve(false));
+      probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error(`no free port from ${from} to ${to}`);
 }
 
 /** What child.ts printed. */
