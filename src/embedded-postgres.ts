@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { createCluster, inspectCluster, readPassword } from './embedded/cluster.js';
@@ -176,6 +177,11 @@ async function join(layout: Layout, port: number, password: string, deadline: nu
           `The embedded PostgreSQL running from ${layout.dataDir} (pid ${running.pid}) rejects the password in ${layout.passwordFile}; stop it (kill -INT ${running.pid}) and run again.`,
           layout.logFile,
         );
+      }
+      if (verified.why === 'other_data_dir') {
+        // The pid file was copied along with a data dir (a copied checkout) and names the server
+        // of the original: not ours. Without it, this data dir's own server can start.
+        rmSync(path.join(layout.dataDir, 'postmaster.pid'), { force: true });
       }
       continue; // not answering yet, or going down
     }

@@ -83,11 +83,12 @@ describe('one server per data dir, shared by its users', () => {
     // A copied checkout: the same data dir contents, so the same password works on both servers.
     const original = await newDataDir();
     const port = await freePort(PORTS);
-    const copy = await newDataDir(true);
-    await copyTree(original, copy);
-
     const other = await startUser({ dataDir: original, port }, 'hold');
     try {
+      // Copied while the original runs: its postmaster.pid comes along and names a live server.
+      const copy = await newDataDir(true);
+      await copyTree(original, copy);
+      expect(await readFile(path.join(copy, 'postmaster.pid'), 'utf8')).toContain(String(port));
       const mine = await startUser({ dataDir: copy, port }, 'exit');
       expect(mine.report.ok, 'must not use the server of another data dir').toBe(false);
       expect(mine.report.ok === false && mine.report.reason).toBe('port_in_use');
