@@ -16,7 +16,8 @@ import { formatProcessId, isRunning, parseProcessId, type ProcessId } from './pr
 /** Records that `user` uses the server of this leases folder. */
 export function takeLease(leasesDir: string, user: ProcessId): void {
   mkdirSync(leasesDir, { recursive: true, mode: 0o700 });
-  writeFileSync(path.join(leasesDir, formatProcessId(user)), `${new Date().toISOString()} ${process.argv.slice(1).join(' ')}\n`, { mode: 0o600 });
+  // The name says who; the content only when (a command line could hold a database password).
+  writeFileSync(path.join(leasesDir, formatProcessId(user)), `${new Date().toISOString()}\n`, { mode: 0o600 });
 }
 
 /** Ends `user`'s lease. */
