@@ -5,7 +5,7 @@
  * above the checkout is opened up.
  */
 import { execFile, spawn } from 'node:child_process';
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, copyFile } from 'node:fs/promises';
+import { chown, copyFile, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { isRoot, ROOT_SERVER_USER } from '../../src/embedded/server-user.js';
 import { SHARED_FOLDER_NAME } from '../../src/embedded/shared-folder.js';
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from '../../src/embedded-postgres.js';
-import { copyTree, freePort, queryOne, ROOT, running, scratchFolder, started, startUser, waitUntil } from './support.js';
+import { copyTree, freePort, queryOne, release, ROOT, running, scratchFolder, started, startUser, waitUntil } from './support.js';
 
 // This file's ports.
 const PORTS: [number, number] = [54440, 54459];
@@ -140,6 +140,29 @@ describe('a crash during the first start', () => {
     } finally {
       await next.stop();
     }
+  });
+});
+
+describe.runIf(isRoot())('as a normal user (nobody, started from root)', () => {
+  test("the server runs as that user, and everything it made is that user's alone", async () => {
+    const [uid, gid] = await Promise.all(['-u', '-g'].map(async (flag) => Number((await run('id', [flag, 'nobody'])).stdout.trim())));
+    const home = path.join(scratch.path, 'nobody');
+    await mkdir(home);
+    await chown(home, uid!, gid!);
+    const dataDir = path.join(home, 'data');
+    const user = await startUser({ dataDir, port: await freePort(PORTS) }, 'hold', { HOME: home }, ROOT, undefined, { uid: uid!, gid: gid! });
+    const handle = started(user);
+    try {
+      expect(handle.dataDir).toBe(dataDir);
+      expect(await readFile(`/proc/${handle.pid}/status`, 'utf8')).toMatch(new RegExp(`^Uid:\\s+${uid}\\s`, 'm'));
+      for (const file of ['.', 'vault-db', 'vault-db/password', 'vault-db/server.log']) {
+        const info = await stat(path.join(dataDir, file));
+        expect([file, info.uid, info.mode & 0o077], file).toEqual([file, uid, 0]);
+      }
+    } finally {
+      await release(user);
+    }
+    await waitUntil(() => !running(handle.pid), 'the server stops when its user leaves');
   });
 });
 

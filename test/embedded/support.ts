@@ -57,11 +57,18 @@ export interface UserProcess {
 }
 
 /** Starts child.ts with `options` and `mode`, and waits for its report. */
-export async function startUser(options: EmbeddedPostgresOptions, mode: string, env: NodeJS.ProcessEnv = {}, cwd = ROOT, script = CHILD): Promise<UserProcess> {
+export async function startUser(
+  options: EmbeddedPostgresOptions,
+  mode: string,
+  env: NodeJS.ProcessEnv = {},
+  cwd = ROOT,
+  script = CHILD,
+  as?: { uid: number; gid: number },
+): Promise<UserProcess> {
   const childEnv = { ...process.env, ...env };
   delete childEnv.DATABASE_URL;
   delete childEnv.DIRECT_URL;
-  const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(options), mode], { cwd, env: childEnv, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(options), mode], { cwd, env: childEnv, stdio: ['pipe', 'pipe', 'pipe'], ...as });
   let stdout = '';
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
