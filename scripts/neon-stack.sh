@@ -22,10 +22,13 @@
 #   NEON_STACK_POOLER_ADMIN_URL                PgBouncer's admin console (SHOW CLIENTS, ...)
 #   NEON_STACK_EXPIRED_URL                     a second PgBouncer whose certificate has expired (for the
 #                                              test of that error message; it serves nothing else)
+#   NEON_STACK_PLAIN_URL                       a third PgBouncer that offers no TLS at all, standing in
+#                                              for a misconfigured server or an attacker who answers "no
+#                                              TLS" (for the test that a URL asking for TLS never falls back)
 #   NEON_STACK_WRONG_HOST_URL                  the direct server under an address its certificate doesn't name
 #
 # Settings (environment): NEON_STACK_PG_PORT (default 55433), NEON_STACK_POOLER_PORT (56433; the
-# expired-certificate PgBouncer listens on the next port), NEON_STACK_DIR (default
+# expired-certificate and the plain PgBouncers listen on the next two ports), NEON_STACK_DIR (default
 # ${TMPDIR:-/tmp}/vault-db-neon-stack-<pg port>), NEON_STACK_PG_BIN (default: embedded-postgres's
 # PostgreSQL 17; /usr/lib/postgresql/15/bin works too).
 #
@@ -38,6 +41,8 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PG_PORT="${NEON_STACK_PG_PORT:-55433}"
 POOLER_PORT="${NEON_STACK_POOLER_PORT:-56433}"
 EXPIRED_PORT=$((POOLER_PORT + 1))
+PLAIN_PORT=$((POOLER_PORT + 2))
+POOLERS=(pgbouncer pgbouncer-expired pgbouncer-plain)
 DIR="${NEON_STACK_DIR:-${TMPDIR:-/tmp}/vault-db-neon-stack-$PG_PORT}"
 HOST=127.0.0.1
 # An address of the same server that the certificate does not name (all of 127/8 is loopback).
@@ -76,8 +81,9 @@ print_env() {
 }
 
 stop_all() {
-  local pidfile pid
-  for pidfile in "$DIR/pgbouncer.pid" "$DIR/pgbouncer-expired.pid"; do
+  local name pidfile pid
+  for name in "${POOLERS[@]}"; do
+    pidfile="$DIR/$name.pid"
     if running "$pidfile"; then
       pid="$(head -n1 "$pidfile")"
       # SIGTERM is PgBouncer's immediate shutdown (SIGINT would wait for every client to leave).
@@ -179,7 +185,7 @@ EOF
 superuser_sql() { as_user psql -X -q -v ON_ERROR_STOP=1 -h "$DIR/socket" -p "$PG_PORT" -U cloud_admin "$@"; }
 
 write_pgbouncer_config() {
-  local name=$1 port=$2 cert=$3 key=$4
+  local name=$1 port=$2 client_tls=$3 cert=$4 key=$5
   cat >"$DIR/$name.ini" <<EOF
 [databases]
 ; Every database name maps to the server; roles log in through auth_query (see below).
@@ -203,7 +209,7 @@ auth_query = SELECT usename, passwd FROM pg_catalog.pg_shadow WHERE usename = \$
 admin_users = pgbouncer_admin
 stats_users = pgbouncer_admin
 ignore_startup_parameters = extra_float_digits
-client_tls_sslmode = require
+client_tls_sslmode = $client_tls
 client_tls_cert_file = $cert
 client_tls_key_file = $key
 client_tls_protocols = secure
@@ -282,13 +288,15 @@ SQL
   umask 077
   printf '"pgbouncer_auth" "%s"\n"pgbouncer_admin" "%s"\n' "$auth_password" "$admin_password" >"$DIR/userlist.txt"
   umask 022
-  write_pgbouncer_config pgbouncer "$POOLER_PORT" "$DIR/server.pem" "$DIR/server.key"
-  write_pgbouncer_config pgbouncer-expired "$EXPIRED_PORT" "$DIR/expired.pem" "$DIR/expired.key"
+  write_pgbouncer_config pgbouncer "$POOLER_PORT" require "$DIR/server.pem" "$DIR/server.key"
+  write_pgbouncer_config pgbouncer-expired "$EXPIRED_PORT" require "$DIR/expired.pem" "$DIR/expired.key"
+  write_pgbouncer_config pgbouncer-plain "$PLAIN_PORT" disable "$DIR/server.pem" "$DIR/server.key"
   chown "$RUN_USER" "$DIR"/userlist.txt "$DIR"/*.ini "$DIR"/*.key
-  as_user pgbouncer -q -d "$DIR/pgbouncer.ini" || die "PgBouncer did not start; see $DIR/pgbouncer.log"
-  as_user pgbouncer -q -d "$DIR/pgbouncer-expired.ini" || die "PgBouncer (expired certificate) did not start; see $DIR/pgbouncer-expired.log"
-  wait_for_port "$POOLER_PORT" PgBouncer
-  wait_for_port "$EXPIRED_PORT" "PgBouncer (expired certificate)"
+  local name port
+  for name in "${POOLERS[@]}"; do
+    as_user pgbouncer -q -d "$DIR/$name.ini" || die "$name did not start; see $DIR/$name.log"
+  done
+  for port in "$POOLER_PORT" "$EXPIRED_PORT" "$PLAIN_PORT"; do wait_for_port "$port" PgBouncer; done
 
   local verify="sslmode=verify-full&sslrootcert=$DIR/ca.pem"
   local direct="postgres://$OWNER:$owner_password@$HOST:$PG_PORT/$DATABASE"
@@ -303,6 +311,7 @@ export DATABASE_URL_VERIFY_FULL='$pooled?$verify'
 export DIRECT_URL_VERIFY_FULL='$direct?$verify'
 export NEON_STACK_POOLER_ADMIN_URL='postgres://pgbouncer_admin:$admin_password@$HOST:$POOLER_PORT/pgbouncer?$verify'
 export NEON_STACK_EXPIRED_URL='postgres://$OWNER:$owner_password@$HOST:$EXPIRED_PORT/$DATABASE?$verify'
+export NEON_STACK_PLAIN_URL='postgres://$OWNER:$owner_password@$HOST:$PLAIN_PORT/$DATABASE?sslmode=disable'
 export NEON_STACK_WRONG_HOST_URL='postgres://$OWNER:$owner_password@$WRONG_HOST:$PG_PORT/$DATABASE?$verify'
 EOF
   umask 022
