@@ -55,5 +55,7 @@ grant select, insert, update, delete on vaults, records to vault_app;
 --   rollback;
 --
 -- To remove the role later (in every database where it has grants):
---   drop owned by vault_app;   -- revokes the grants above
+--   grant vault_app to current_user;  -- needed by an owner that is not a superuser (Neon's): drop owned
+--                                     -- requires the role's privileges, and CREATEROLE alone doesn't give them
+--   drop owned by vault_app;          -- revokes the grants above
 --   drop role vault_app;
