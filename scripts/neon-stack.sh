@@ -165,6 +165,9 @@ ssl_key_file = '$DIR/server.key'
 ssl_min_protocol_version = 'TLSv1.2'
 password_encryption = 'scram-sha-256'
 max_connections = 300
+# A record of every connection, with its TLS protocol: tests check that each one the package
+# opened was encrypted (PgBouncer logs its clients' logins with their TLS version too).
+log_connections = on
 # A throwaway cluster: durability buys nothing here and costs the 2-core CI machine time.
 fsync = off
 synchronous_commit = off
