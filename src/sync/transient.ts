@@ -34,6 +34,13 @@ const RETRYABLE_MESSAGES = [
   'Transaction query already complete',
 ];
 
+/**
+ * Node's codes for a socket that failed under the driver. Matched on `code`, not only on the
+ * message: a TLS socket cut during its handshake says "Client network socket disconnected before
+ * secure TLS connection was established", with ECONNRESET only in `code`.
+ */
+const RETRYABLE_SOCKET_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+
 /** Every error in the `cause` chain, outermost first. */
 function chain(error: unknown): unknown[] {
   const out: unknown[] = [];
@@ -87,7 +94,7 @@ export function classifyFailure(error: unknown): unknown {
       return new TransientError('The database connection failed; the call applied completely or not at all, and re-sending it is safe.', sanitize(error));
     }
     const message = (e as { message?: unknown }).message;
-    if (typeof message === 'string' && RETRYABLE_MESSAGES.some((m) => message.includes(m))) {
+    if ((typeof code === 'string' && RETRYABLE_SOCKET_CODES.has(code)) || (typeof message === 'string' && RETRYABLE_MESSAGES.some((m) => message.includes(m)))) {
       return new TransientError('The database connection was lost; the call applied completely or not at all, and re-sending it is safe.', sanitize(error));
     }
     if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) isDriverError = true;

@@ -87,3 +87,21 @@ test.skipIf(!encrypted)('a cut at a random byte of a TLS session, 12 times over:
   expect(pushBytes).toBeGreaterThan(100);
   expect(tally.failed, JSON.stringify(tally)).toBeGreaterThan(3);
 }, 60_000);
+
+test.skipIf(!encrypted)('a cut during the TLS handshake of a new connection ends as TransientError, and the next call connects', async () => {
+  // A fresh ORM without connections (connect: false), so the next call opens one and its
+  // handshake crosses the armed cut: the SSLRequest (8 bytes) passes, the ClientHello does not.
+  const fresh = await MikroORM.init(createConfig(proxy.rewrite(db.pooledUrl), { connect: false, pool: { min: 0, max: 1 }, driverOptions: { log: quietKnexLog } }));
+  try {
+    const freshSync = new SyncService(fresh.em);
+    const fired = proxy.cutAfter(40, 'up');
+    const outcome = await settle(freshSync.pull(USER, { limit: 1 }));
+    expect(await fired).toBe(true);
+    expect(outcome.ok, 'the call whose connection was cut in the handshake must fail').toBe(false);
+    if (!outcome.ok) expectTransient(outcome.error);
+    expect((await resend(() => freshSync.pull(USER, { limit: 1 }))).changes).toHaveLength(1);
+  } finally {
+    proxy.disarm();
+    await fresh.close(true);
+  }
+});
