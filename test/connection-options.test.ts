@@ -4,10 +4,10 @@
  * pg.Client, and bad settings are one-line ConfigurationErrors that name the setting.
  * (test/tls.test.ts proves the same against real TLS servers.)
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
 import { createConfig } from '../src/config.js';
 import { ormDriverOptions, pgConnectionConfig, tlsSettings } from '../src/connection-options.js';
 import { parseDatabaseUrl } from '../src/database-url.js';
@@ -18,6 +18,7 @@ const folder = mkdtempSync(path.join(tmpdir(), 'vault-db-tls-'));
 const CA_FILE = path.join(folder, 'ca.pem');
 const CA_TEXT = '-----BEGIN CERTIFICATE-----\nnot checked here\n-----END CERTIFICATE-----\n';
 writeFileSync(CA_FILE, CA_TEXT);
+afterAll(() => rmSync(folder, { recursive: true, force: true }));
 const NO_ENV = {};
 
 type Ssl = Exclude<ReturnType<typeof pgConnectionConfig>['ssl'], undefined>;

@@ -8,7 +8,7 @@
  * the pooler, the CLI, schema:validate) was encrypted, by the servers' own connection logs.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -110,7 +110,11 @@ describe.skipIf(!stack)('on the Neon-shaped stack', () => {
     test('a CA file of another CA (require with sslrootcert checks the chain, as libpq)', async () => {
       const otherCa = path.join(tmpdir(), `vault-db-other-ca-${randomBytes(4).toString('hex')}.pem`);
       await writeFile(otherCa, tls.rootCertificates[0] as string);
-      expect(await refusal(withParams(s.direct, { sslmode: 'require', sslrootcert: otherCa }))).toContain('a CA this process does not trust');
+      try {
+        expect(await refusal(withParams(s.direct, { sslmode: 'require', sslrootcert: otherCa }))).toContain('a CA this process does not trust');
+      } finally {
+        await rm(otherCa, { force: true });
+      }
     });
 
     test('a host name the certificate does not name', async () => {
