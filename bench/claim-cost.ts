@@ -18,6 +18,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { MikroORM } from '@mikro-orm/postgresql';
 import pg from 'pg';
+import { pgConnectionConfig } from '../src/connection-options.js';
 import { adminQuery, withDatabase } from '../scripts/database-admin.js';
 import { createConfig } from '../src/config.js';
 import { checkDatabaseReachable, resolveDatabaseUrl } from '../src/database-url.js';
@@ -53,7 +54,7 @@ async function main(): Promise<void> {
   const roleName = `vault_app_bench_${randomBytes(4).toString('hex')}`;
   await adminQuery(target.url, `create database "${name}"`);
   const url = withDatabase(target.url, name);
-  const owner = new pg.Pool({ connectionString: url, max: 2 });
+  const owner = new pg.Pool({ ...pgConnectionConfig(url), max: 2 });
   let orm: MikroORM | undefined;
   try {
     await runMigrations({ url, log: () => {} });
@@ -124,7 +125,7 @@ async function main(): Promise<void> {
     await setMode('claim');
 
     // The function alone, per call: a STABLE function in a select list runs once per row.
-    const app = new pg.Client({ connectionString: appUrl.toString() });
+    const app = new pg.Client(pgConnectionConfig(appUrl.toString()));
     await app.connect();
     const perCall: number[] = [];
     const calls = 20_000;
@@ -145,7 +146,7 @@ async function main(): Promise<void> {
     const firstCall: number[] = [];
     const secondCall: number[] = [];
     for (let i = 0; i < 7; i++) {
-      const fresh = new pg.Client({ connectionString: appUrl.toString() });
+      const fresh = new pg.Client(pgConnectionConfig(appUrl.toString()));
       await fresh.connect();
       try {
         await fresh.query('begin');

@@ -18,6 +18,7 @@ import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import { MikroORM, type EntityManager } from '@mikro-orm/postgresql';
 import pg from 'pg';
+import { pgConnectionConfig } from '../src/connection-options.js';
 import { adminQuery, withDatabase } from '../scripts/database-admin.js';
 import { createConfig } from '../src/config.js';
 import { resolveDatabaseUrl } from '../src/database-url.js';
@@ -54,7 +55,7 @@ async function main(): Promise<void> {
   const scratch = `vault_db_profile_${randomBytes(4).toString('hex')}`;
   await adminQuery(target.url, `create database "${scratch}"`);
   const url = withDatabase(target.url, scratch);
-  const seedPool = new pg.Pool({ connectionString: url, max: 2 });
+  const seedPool = new pg.Pool({ ...pgConnectionConfig(url), max: 2 });
   let orm: MikroORM | undefined;
   const session = new Session();
   session.connect();

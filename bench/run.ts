@@ -19,6 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MikroORM, type EntityManager } from '@mikro-orm/postgresql';
 import pg from 'pg';
+import { pgConnectionConfig } from '../src/connection-options.js';
 import { adminQuery, withDatabase } from '../scripts/database-admin.js';
 import { createConfig } from '../src/config.js';
 import { checkDatabaseReachable, resolveDatabaseUrl } from '../src/database-url.js';
@@ -73,7 +74,7 @@ async function main(): Promise<number> {
     orm = await MikroORM.init(config);
     // The baseline gets as many connections as the service's pool, so the parallel scenario is fair.
     const baselinePool = createBaselinePool(url, config.pool?.max ?? 10);
-    const seedPool = new pg.Pool({ connectionString: url, max: 4 });
+    const seedPool = new pg.Pool({ ...pgConnectionConfig(url), max: 4 });
     seedPool.on('error', () => {});
     pools.push(baselinePool, seedPool);
     const baseline = new BaselineSync(baselinePool);

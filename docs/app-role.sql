@@ -72,5 +72,7 @@ grant execute on function public.vault_db_current_user() to vault_app;
 --   select key from public.vault_db_claim_key;                     -- ERROR: permission denied
 --
 -- To remove the role later (in every database where it has grants):
---   drop owned by vault_app;   -- revokes the grants above
+--   grant vault_app to current_user;  -- needed by an owner that is not a superuser (Neon's): drop owned
+--                                     -- requires the role's privileges, and CREATEROLE alone doesn't give them
+--   drop owned by vault_app;          -- revokes the grants above
 --   drop role vault_app;

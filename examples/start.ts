@@ -5,6 +5,7 @@
  */
 import { MikroORM } from '@mikro-orm/postgresql';
 import pg from 'pg';
+import { pgConnectionConfig } from '../src/connection-options.js';
 import { ConfigurationError, createConfig, redactUrl, resolveDatabaseUrl, runMigrations, VaultDbError } from '../src/index.js';
 import { runTwoDeviceWalkthrough } from './two-devices.js';
 
@@ -34,7 +35,7 @@ async function main(): Promise<void> {
 
 /** Shows what the server actually stores: only ciphertext. */
 async function showRows(url: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
+  const client = new pg.Client(pgConnectionConfig(url));
   await client.connect();
   try {
     const vault = await client.query(`select user_id, version, octet_length(wrapped_key) as wrapped_key_bytes, encode(substr(wrapped_key, 1, 12), 'hex') as wrapped_key_head, kdf_params::text as kdf_params from vaults where user_id = $1`, [DEMO_USER]);

@@ -12,6 +12,7 @@
  * @module
  */
 import pg from 'pg';
+import { pgConnectionConfig } from '../src/connection-options.js';
 import { sleep, type Rng } from './random.js';
 import type { CutDirection, TcpProxy } from './tcp-proxy.js';
 
@@ -107,7 +108,7 @@ export class FaultInjector {
 
   /** Starts the loops. */
   async start(): Promise<void> {
-    this.admin = new pg.Client({ connectionString: this.adminUrl, application_name: 'soak-fault-injector' });
+    this.admin = new pg.Client({ ...pgConnectionConfig(this.adminUrl), application_name: 'soak-fault-injector' });
     this.admin.on('error', () => {});
     await this.admin.connect();
     this.running = true;

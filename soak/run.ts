@@ -8,7 +8,9 @@
  *   npm run soak -- --users 8 --devices 4 --ops 300 --faults --seed 42
  *
  * It uses `DATABASE_URL`'s server, or the embedded PostgreSQL, and a scratch database of its own
- * that it creates, migrates and drops.
+ * that it creates, migrates and drops. With `DIRECT_URL` set too (a pooler in `DATABASE_URL`),
+ * the devices go through `DATABASE_URL` and everything else (setup, killing backends) through
+ * `DIRECT_URL`.
  *
  * @module
  */
@@ -18,6 +20,7 @@ import { MikroORM } from '@mikro-orm/postgresql';
 import pg from 'pg';
 import { adminQuery, withDatabase } from '../scripts/database-admin.js';
 import { createConfig } from '../src/config.js';
+import { pgConnectionConfig } from '../src/connection-options.js';
 import { resolveDatabaseUrl, redactUrl } from '../src/database-url.js';
 import { runMigrations } from '../src/migrate.js';
 import { SyncService } from '../src/sync/sync-service.js';
@@ -130,7 +133,7 @@ function deviceOptions(c: SoakConfig): DeviceOptions {
 
 /** The final state of every vault, read as the tables' owner (row-level security does not apply). */
 async function readServerState(url: string): Promise<ServerRecord[]> {
-  const client = new pg.Client({ connectionString: url });
+  const client = new pg.Client(pgConnectionConfig(url));
   await client.connect();
   try {
     const { rows } = await client.query<{ user_id: string; record_user: string; record_id: string; version: number; deleted: boolean; ciphertext: Buffer }>(
@@ -157,19 +160,25 @@ interface RunReport {
   serverRecords: number;
 }
 
-async function soak(config: SoakConfig, serverUrl: string, stopRequested: () => boolean): Promise<RunReport> {
+/**
+ * Runs the soak on a scratch database of the server. `serverUrl` is a direct URL (creating the
+ * database, migrations, the fault injector's kills by pid, the final read); `pooledServerUrl` is
+ * the one the devices' ORM uses (through a pooler, when there is one).
+ */
+async function soak(config: SoakConfig, serverUrl: string, pooledServerUrl: string, stopRequested: () => boolean): Promise<RunReport> {
   const started = Date.now();
   const dbName = `vault_db_soak_${config.seed.toString(16)}_${randomBytes(3).toString('hex')}`;
   await adminQuery(serverUrl, `create database "${dbName}"`);
   const url = withDatabase(serverUrl, dbName);
+  const pooledUrl = withDatabase(pooledServerUrl, dbName);
   let proxy: TcpProxy | null = null;
   let orm: MikroORM | null = null;
   try {
     await runMigrations({ url, log: () => {} });
-    proxy = config.faults ? await TcpProxy.start(url) : null;
+    proxy = config.faults ? await TcpProxy.start(pooledUrl) : null;
     const ledger = new Ledger();
     orm = await MikroORM.init(
-      createConfig(proxy ? proxy.url : url, {
+      createConfig(proxy ? proxy.url : pooledUrl, {
         pool: { min: 0, max: config.pool },
         driverOptions: {
           connection: { application_name: SOAK_APP_NAME },
@@ -286,13 +295,15 @@ async function main(): Promise<number> {
   }, config.durationMs + GRACE_MS);
 
   const target = await resolveDatabaseUrl();
+  // Set up and inject faults through DIRECT_URL: a pooler can't create a session to kill by pid.
+  const direct = process.env.DIRECT_URL?.trim() && process.env.DATABASE_URL?.trim() ? process.env.DIRECT_URL.trim() : target.url;
   console.log(
     `soak: seed ${config.seed}, ${config.users} users x ${config.devices} devices, ${config.ops} steps each, ${config.faults ? 'with' : 'without'} faults, ` +
       `on ${target.source === 'embedded' ? 'the embedded PostgreSQL' : redactUrl(target.url)}`,
   );
   let report: RunReport;
   try {
-    report = await soak(config, target.url, () => stop);
+    report = await soak(config, direct, target.url, () => stop);
   } catch (error) {
     console.error(`soak: FAILED: the run broke: ${(error as Error).stack ?? String(error)}\n  seed ${config.seed}; replay: ${replayCommand(config)}`);
     return 2;

@@ -11,6 +11,7 @@ import { GeneratedCacheAdapter, ReflectMetadataProvider } from '@mikro-orm/core'
 import { defineConfig, type Options } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import type * as Reflection from '@mikro-orm/reflection';
+import { ormDriverOptions } from './connection-options.js';
 import { entities } from './entities/index.js';
 import { redactingLoggerFactory } from './log-redaction.js';
 import { VaultDbDriver } from './records-driver.js';
@@ -57,14 +58,23 @@ export const FLUSH_BATCH_SIZE = 1000;
 /**
  * Builds the MikroORM options for a database URL.
  *
- * @param clientUrl a `postgres://` URL; add `?sslmode=require` for Neon
- * @param overrides any MikroORM option to change, merged last
+ * @param clientUrl a `postgres://` URL; its `sslmode`/`sslrootcert` (or `PGSSLMODE`/`PGSSLROOTCERT`)
+ *   decide TLS for every connection, see {@link ormDriverOptions}
+ * @param overrides any MikroORM option to change, merged last (`driverOptions.connection` is
+ *   merged over the connection options taken from the URL, so `application_name` can be added)
+ * @throws ConfigurationError for a malformed URL, a bad `sslmode` or an unreadable `sslrootcert`
  * @example
  * ```ts
  * const orm = await MikroORM.init(createConfig(process.env.DATABASE_URL!));
  * ```
  */
 export function createConfig(clientUrl: string, overrides: Partial<Options> = {}): Options {
+  // MikroORM keeps only host, port, user, password and database of `clientUrl`; TLS reaches the
+  // driver only through `driverOptions`, so it is built from the URL here and merged with the
+  // caller's driver options rather than replaced by them.
+  const fromUrl = ormDriverOptions(clientUrl);
+  const given = (overrides.driverOptions ?? {}) as { connection?: Record<string, unknown> };
+  const driverOptions = { ...given, connection: { ...fromUrl.connection, ...given.connection } };
   return defineConfig({
     clientUrl,
     // MikroORM's PostgreSQL driver, with bound unnest arrays for `records` batches (see the module).
@@ -98,6 +108,7 @@ export function createConfig(clientUrl: string, overrides: Partial<Options> = {}
     // MikroORM inlines parameters into the SQL it logs; never let ciphertext, wrapped keys or salts
     // reach the log, whichever logger the overrides choose (see src/log-redaction.ts).
     loggerFactory: redactingLoggerFactory(overrides.loggerFactory),
+    driverOptions,
     pool: {
       min: 0,
       max: 10,

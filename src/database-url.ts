@@ -6,6 +6,7 @@
  * @module
  */
 import pg from 'pg';
+import { pgConnectionConfig, tlsSettings } from './connection-options.js';
 import { ConfigurationError } from './errors.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
 
@@ -35,6 +36,8 @@ export function parseDatabaseUrl(value: string, variable: string): URL {
     throw new ConfigurationError(`${variable} must start with postgres:// or postgresql://, not ${url.protocol}//.`);
   }
   if (!url.hostname) throw new ConfigurationError(`${variable} has no host name.`);
+  // A bad sslmode is a configuration error too, and better found before the first connection.
+  tlsSettings(value, { variable });
   return url;
 }
 
@@ -90,12 +93,14 @@ export async function checkDatabaseReachable(target: DatabaseTarget): Promise<st
   let client: pg.Client | undefined;
   try {
     // Inside the try: the driver throws a raw TypeError for URLs it can't parse (port 99999, ...).
-    client = new pg.Client({ connectionString: target.url, connectionTimeoutMillis: 10_000 });
+    client = new pg.Client({ ...pgConnectionConfig(target.url, { variable: target.source }), connectionTimeoutMillis: 10_000 });
     client.on('error', () => {});
     await client.connect();
     const { rows } = await client.query<{ server_version: string }>('show server_version');
     return rows[0]?.server_version ?? 'unknown';
   } catch (error) {
+    // Already one line that names the variable (a bad sslmode, an unreadable sslrootcert).
+    if (error instanceof ConfigurationError) throw error;
     throw new ConfigurationError(`${describeTarget(target)} ${explainConnectError(error)}`, { cause: error });
   } finally {
     await client?.end().catch(() => {});
@@ -108,9 +113,38 @@ function describeTarget(target: DatabaseTarget): string {
     : `${target.source} (${redactUrl(target.url)})`;
 }
 
+/** The fix for a server that refuses unencrypted connections. */
+const requiresTls = 'accepts only encrypted connections: add sslmode=verify-full (with sslrootcert=<CA file> for a private CA) or sslmode=require to the URL.';
+
+/** Node's codes for a certificate chain that ends at a CA this process does not trust. */
+const UNTRUSTED_CA = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+]);
+
+/**
+ * The rest of the one line that {@link checkDatabaseReachable} prints after naming the URL: what
+ * went wrong and what to change. TLS problems each get their own line, since "SSL error" alone
+ * leaves a user guessing between the URL, the CA file and the server.
+ */
 function explainConnectError(error: unknown): string {
   const e = error as { code?: string; message?: string };
+  const message = e.message ?? String(error);
+  if (e.code && UNTRUSTED_CA.has(e.code)) {
+    return 'presented a certificate signed by a CA this process does not trust: add sslrootcert=<path of the CA certificate> to the URL (for a public CA, check that the server sends its whole chain).';
+  }
   switch (e.code) {
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+      return `presented a certificate for another host name (${message.replace(/^Hostname\/IP does not match certificate's altnames: /, '')}): connect with a host name the certificate names.`;
+    case 'CERT_HAS_EXPIRED':
+      return 'presented an expired certificate: the server needs a renewed certificate (and check this machine\'s clock).';
+    case 'CERT_NOT_YET_VALID':
+      return 'presented a certificate that is not valid yet: check this machine\'s clock.';
     case 'ECONNREFUSED':
       return 'refused the connection: is the server running, and are host and port right?';
     case 'ENOTFOUND':
@@ -119,13 +153,24 @@ function explainConnectError(error: unknown): string {
     case 'ETIMEDOUT':
       return 'did not answer in time: check the host, the port and any firewall.';
     case '28P01':
+      return 'rejected the login: check the user name and password.';
     case '28000':
+      // pg_hba.conf also answers 28000 when it accepts only TLS ("no encryption").
+      if (/no encryption/i.test(message)) return requiresTls;
       return 'rejected the login: check the user name and password.';
     case '3D000':
       return 'names a database that does not exist: create it or fix the database name.';
     default:
-      if (e.message?.includes('timeout')) return 'did not answer in time: check the host, the port and any firewall.';
-      if (e.message?.toLowerCase().includes('ssl')) return `failed the SSL handshake (${e.message}); for Neon add ?sslmode=require.`;
-      return `could not be used: ${e.message ?? String(error)}.`;
+      // node-pg's answer to a server that declined TLS: no fallback to plain TCP, ever.
+      if (/does not support SSL/i.test(message)) {
+        return 'does not offer TLS, but the URL asks for it; vault-db never falls back to an unencrypted connection. Enable TLS on the server, or use sslmode=disable for a server on this machine.';
+      }
+      // PgBouncer with client_tls_sslmode=require (as Neon's pooler) answers a plain connection so.
+      if (/SSL required/i.test(message)) return requiresTls;
+      if (message.includes('timeout')) return 'did not answer in time: check the host, the port and any firewall.';
+      if (/ssl|tls|certificate/i.test(message) || e.code?.startsWith('ERR_SSL') || e.code?.startsWith('ERR_TLS')) {
+        return `failed the TLS handshake (${message}): check sslmode and sslrootcert in the URL.`;
+      }
+      return `could not be used: ${message}.`;
   }
 }

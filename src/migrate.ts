@@ -9,6 +9,7 @@ import { MikroORM } from '@mikro-orm/postgresql';
 import type { Migrator } from '@mikro-orm/migrations';
 import pg from 'pg';
 import { createConfig } from './config.js';
+import { pgConnectionConfig } from './connection-options.js';
 import { checkDatabaseReachable, resolveMigrationUrl, type DatabaseTarget } from './database-url.js';
 import { TransientError } from './errors.js';
 
@@ -52,7 +53,7 @@ export async function runMigrations(options: RunMigrationsOptions = {}): Promise
 
   // The lock lives on its own session, not in the ORM's pool, so it is held for the whole run
   // and released by the server if this process dies.
-  const lock = new pg.Client({ connectionString: target.url });
+  const lock = new pg.Client(pgConnectionConfig(target.url, { variable: target.source }));
   lock.on('error', () => {});
   await lock.connect();
   try {

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import pg from 'pg';
+import { pgConnectionConfig } from '../src/connection-options.js';
 import { MikroORM } from '@mikro-orm/postgresql';
 import type { Migrator } from '@mikro-orm/migrations';
 import { createConfig, MIGRATIONS_DIR } from '../src/config.js';
@@ -39,7 +40,7 @@ afterEach(async () => {
 async function freshDatabase(): Promise<{ db: TestDatabase; pool: pg.Pool }> {
   const db = await createTestDatabase({ migrate: false });
   cleanups.push(() => db.drop());
-  const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+  const pool = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
   pool.on('error', () => {});
   cleanups.push(() => pool.end());
   return { db, pool };
@@ -50,7 +51,7 @@ let reference: SchemaDescription;
 let referenceDb: TestDatabase;
 beforeAll(async () => {
   referenceDb = await createTestDatabase();
-  const pool = new pg.Pool({ connectionString: referenceDb.url, max: 1 });
+  const pool = new pg.Pool({ ...pgConnectionConfig(referenceDb.url), max: 1 });
   try {
     reference = await describeSchema(pool);
   } finally {

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import pg from 'pg';
+import { pgConnectionConfig } from '../src/connection-options.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { listColumns, listConstraints, listFunctions, listIndexes, listTables, listTriggers } from './support/catalog.js';
 
@@ -11,7 +12,7 @@ let db: TestDatabase;
 let pool: pg.Pool;
 beforeAll(async () => {
   db = await createTestDatabase();
-  pool = new pg.Pool({ connectionString: db.url, max: 2 });
+  pool = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
 });
 afterAll(async () => {
   await pool?.end();

@@ -9,6 +9,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readFileSync, readSync, readlinkSync, realpathSync } from 'node:fs';
 import { rename, stat } from 'node:fs/promises';
 import pg from 'pg';
+import { pgConnectionConfig } from '../connection-options.js';
 import { SUPERUSER } from './cluster.js';
 import { EmbeddedServerError } from './errors.js';
 import type { Layout } from './layout.js';
@@ -76,9 +77,13 @@ function realpathOr(dir: string): string {
   }
 }
 
-/** The connection URL of the `postgres` database on the server. */
+/**
+ * The connection URL of the `postgres` database on the server. `sslmode=disable` is said outright:
+ * this server has no TLS and listens on loopback only, and a PGSSLMODE meant for a remote server
+ * must not make every local command fail.
+ */
 export function serverUrl(port: number, password: string): string {
-  return `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+  return `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres?sslmode=disable`;
 }
 
 /** What a login to the server on `port` showed. */
@@ -90,7 +95,7 @@ export type Verification = { ok: true } | { ok: false; why: 'login_rejected' | '
  * even when it takes the same login.
  */
 export async function verifyServer(layout: Layout, port: number, password: string): Promise<Verification> {
-  const client = new pg.Client({ connectionString: serverUrl(port, password), connectionTimeoutMillis: 5000 });
+  const client = new pg.Client({ ...pgConnectionConfig(serverUrl(port, password)), connectionTimeoutMillis: 5000 });
   client.on('error', () => {});
   try {
     await client.connect();

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { pgConnectionConfig } from '../../src/connection-options.js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { isRoot, ROOT_SERVER_USER } from '../../src/embedded/server-user.js';
 import { SHARED_FOLDER_NAME } from '../../src/embedded/shared-folder.js';
@@ -95,7 +96,7 @@ describe('a private password per data dir', () => {
   test('scram-sha-256 over 127.0.0.1 is the only way in: no Unix socket, no trust', async () => {
     const settings = await queryOne<{ listen: string; sockets: string }>(server.url, `select current_setting('listen_addresses') as listen, current_setting('unix_socket_directories') as sockets`);
     expect(settings).toEqual({ listen: '127.0.0.1', sockets: '' });
-    const client = new pg.Client({ connectionString: server.url });
+    const client = new pg.Client(pgConnectionConfig(server.url));
     await client.connect();
     try {
       const { rows } = await client.query('select type, database, user_name, address, auth_method from pg_hba_file_rules order by rule_number');

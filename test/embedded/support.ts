@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { pgConnectionConfig } from '../../src/connection-options.js';
 import { isRunning, processOf } from '../../src/embedded/process-identity.js';
 import type { EmbeddedPostgresOptions } from '../../src/embedded-postgres.js';
 
@@ -112,7 +113,7 @@ export function running(pid: number): boolean {
 
 /** Runs one query on `url` and returns its first row. */
 export async function queryOne<T>(url: string, sql: string): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
+  const client = new pg.Client(pgConnectionConfig(url));
   client.on('error', () => {});
   await client.connect();
   try {

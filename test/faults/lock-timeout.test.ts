@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import pg from 'pg';
+import { pgConnectionConfig } from '../../src/connection-options.js';
 import { SyncService } from '../../src/sync/sync-service.js';
 import type { Change } from '../../src/sync/types.js';
 import { createTestOrm, type TestOrm } from '../support/database.js';
@@ -31,7 +32,7 @@ afterAll(async () => {
 });
 
 test('a push waiting on a held vault lock fails after lockTimeoutMs with a TransientError, and the re-send succeeds', async () => {
-  const locker = new pg.Client({ connectionString: db.url });
+  const locker = new pg.Client(pgConnectionConfig(db.url));
   await locker.connect();
   const changes: Change[] = [
     { recordId: 'a', baseVersion: 1, ciphertext: randomBytes(32) },

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { MikroORM } from '@mikro-orm/postgresql';
 import type { Migrator } from '@mikro-orm/migrations';
 import pg from 'pg';
+import { pgConnectionConfig } from '../../src/connection-options.js';
 import { createConfig } from '../../src/config.js';
 import { runMigrations } from '../../src/migrate.js';
 import { terminateBackend } from '../../soak/faults.js';
@@ -37,7 +38,7 @@ async function schemaOf(client: pg.Client) {
 
 beforeAll(async () => {
   db = await createTestDatabase({ migrate: false });
-  inspect = new pg.Client({ connectionString: db.url });
+  inspect = new pg.Client(pgConnectionConfig(db.url));
   await inspect.connect();
   // Apply the first migration only, with MikroORM's own migrator (the snapshot file left alone).
   const config = createConfig(db.url, { pool: { min: 0, max: 1 } });
@@ -63,7 +64,7 @@ test('a migration run terminated halfway leaves the schema as it was; the next r
   expect(before.tables).toEqual(expect.arrayContaining(['records', 'vaults']));
   expect(before.triggers).toEqual([]);
 
-  const locker = new pg.Client({ connectionString: db.url, application_name: 'migration-kill-locker' });
+  const locker = new pg.Client({ ...pgConnectionConfig(db.url), application_name: 'migration-kill-locker' });
   await locker.connect();
   let lockHeld = true;
   try {

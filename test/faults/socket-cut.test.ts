@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { MikroORM } from '@mikro-orm/postgresql';
 import pg from 'pg';
 import { createConfig } from '../../src/config.js';
+import { pgConnectionConfig } from '../../src/connection-options.js';
 import { SyncService } from '../../src/sync/sync-service.js';
 import type { Change } from '../../src/sync/types.js';
 import { appBackends } from '../../soak/faults.js';
@@ -18,7 +19,7 @@ import { Rng } from '../../soak/random.js';
 import { TcpProxy, type CutDirection } from '../../soak/tcp-proxy.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { envelope } from '../support/fixtures.js';
-import { appliedHow, expectIdempotentRetry, expectTransient, quietKnexLog, readVault, resend, settle, waitUntil } from './support.js';
+import { appliedHow, cuttableUrl, expectIdempotentRetry, expectTransient, quietKnexLog, readVault, resend, settle, waitUntil } from './support.js';
 
 let db: TestDatabase;
 let proxy: TcpProxy;
@@ -45,11 +46,11 @@ async function nextPush(): Promise<Change[]> {
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  proxy = await TcpProxy.start(db.url);
+  proxy = await TcpProxy.start(cuttableUrl(db));
   // One connection, so the bytes of a push are the same every time and a cut always hits it.
-  orm = await MikroORM.init(createConfig(proxy.rewrite(db.url), { pool: { min: 0, max: 1 }, driverOptions: { connection: { application_name: APP }, log: quietKnexLog } }));
+  orm = await MikroORM.init(createConfig(proxy.rewrite(cuttableUrl(db)), { pool: { min: 0, max: 1 }, driverOptions: { connection: { application_name: APP }, log: quietKnexLog } }));
   sync = new SyncService(orm.em);
-  direct = new pg.Pool({ connectionString: db.url, max: 2 });
+  direct = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
   await sync.enableVault(USER, envelope());
   await sync.push(USER, { changes: ['rec-90001', 'rec-90002', 'rec-90003'].map((recordId) => ({ recordId, baseVersion: 0, ciphertext: randomBytes(64) })) });
   // Measure a reference push on a warm connection.

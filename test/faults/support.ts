@@ -3,10 +3,25 @@
  * that failed applied completely or not at all, and check that a failure reached the caller as the
  * promised `TransientError`.
  */
-import { expect } from 'vitest';
+import { expect, inject } from 'vitest';
 import type pg from 'pg';
 import { TransientError } from '../../src/errors.js';
 import type { Change, PushResult } from '../../src/sync/types.js';
+import { withDatabase } from '../../scripts/database-admin.js';
+
+/**
+ * Where a socket-cutting proxy (soak/tcp-proxy.ts) should forward the connections to database
+ * `name`. A cut at a chosen protocol message (inside COMMIT, after COMMIT reached the server) has
+ * to see the messages, which TLS hides. So on the Neon-shaped stack (a pooler in front of the
+ * server) the proxy sits in front of the stack's PgBouncer without client TLS
+ * (`NEON_STACK_PLAIN_URL`), as the issue asks: the cut is between the application and the pooler,
+ * and PgBouncer's own link to PostgreSQL stays TLS. Elsewhere it sits in front of the server.
+ */
+export function cuttableUrl(db: { name: string; url: string }): string {
+  const plainPooler = process.env.NEON_STACK_PLAIN_URL;
+  const behindPooler = inject('pooledServerUrl') !== inject('serverUrl');
+  return plainPooler && behindPooler ? withDatabase(plainPooler, db.name) : db.url;
+}
 
 /** A knex logger that swallows the "Connection Error" warnings the faults cause on purpose. */
 export const quietKnexLog = { warn: () => {}, error: () => {}, deprecate: () => {}, debug: () => {} };

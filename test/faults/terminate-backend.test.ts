@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import pg from 'pg';
+import { pgConnectionConfig } from '../../src/connection-options.js';
 import { SyncService } from '../../src/sync/sync-service.js';
 import type { Change } from '../../src/sync/types.js';
 import { appBackends, terminateBackend, waitForBackend } from '../../soak/faults.js';
@@ -30,7 +31,7 @@ beforeAll(async () => {
   db = await createTestOrm({ pool: { min: 0, max: 4 }, driverOptions: { connection: { application_name: APP }, log: quietKnexLog } });
   // Several calls of one vault fill the pool on purpose; the per-vault gate would refuse them.
   sync = new SyncService(db.orm.em, { lockTimeoutMs: 10_000, maxConcurrentCallsPerVault: 64 });
-  admin = new pg.Client({ connectionString: db.url, application_name: 'fault-test-admin' });
+  admin = new pg.Client({ ...pgConnectionConfig(db.url), application_name: 'fault-test-admin' });
   admin.on('error', () => {});
   await admin.connect();
   // Test-only gates: a row trigger that waits for an advisory lock while the INSERT/UPDATE of a
@@ -100,7 +101,7 @@ describe('pg_terminate_backend at chosen points of a push', () => {
   test('while it waits for the vault row lock', async () => {
     const userId = await newVault();
     await sync.push(userId, { changes: [{ recordId: 'a', baseVersion: 0, ciphertext: bytes() }] });
-    const locker = new pg.Client({ connectionString: db.url });
+    const locker = new pg.Client(pgConnectionConfig(db.url));
     await locker.connect();
     try {
       await killAt(userId, [{ recordId: 'a', baseVersion: 1, ciphertext: bytes() }, { recordId: 'b', baseVersion: 0, ciphertext: bytes() }], {

@@ -6,6 +6,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { MikroORM } from '@mikro-orm/postgresql';
 import pg from 'pg';
+import { pgConnectionConfig } from '../../src/connection-options.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConfig } from '../../src/config.js';
 import { ConfigurationError } from '../../src/errors.js';
@@ -51,7 +52,7 @@ async function asUser<T>(userId: string, work: (c: pg.PoolClient) => Promise<T>)
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  owner = new pg.Pool({ connectionString: db.url, max: 2 });
+  owner = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
   owner.on('error', () => {});
   const { rows } = await owner.query<{ id: string }>(
     `insert into vaults (user_id, wrapped_key, salt, kdf_params, last_seq) values ($1, $2, $3, $4, $5) returning id`,
@@ -61,7 +62,7 @@ beforeAll(async () => {
     await owner.query(`insert into records (user_id, vault_id, record_id, ciphertext, seq) values ($1, $2, $3, $4, $5)`, [A, rows[0]?.id, `r${i}`, randomBytes(16), i]);
   }
   role = await createAppRole(db);
-  app = new pg.Pool({ connectionString: role.url, max: 2 });
+  app = new pg.Pool({ ...pgConnectionConfig(role.url), max: 2 });
   app.on('error', () => {});
 });
 
@@ -85,7 +86,7 @@ describe('the key as the migration leaves it', () => {
 
     const other = await createTestDatabase();
     try {
-      const client = new pg.Client({ connectionString: other.url });
+      const client = new pg.Client(pgConnectionConfig(other.url));
       await client.connect();
       const otherKey = (await client.query<{ key: Buffer }>('select key from vault_db_claim_key')).rows[0]?.key;
       await client.end();

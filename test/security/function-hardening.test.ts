@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { pgConnectionConfig } from '../../src/connection-options.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signClaim } from '../../src/sync/claim.js';
 import { actAs, appRoleGrants, createAppRole, withLogin, type AppRole } from '../support/app-role.js';
@@ -61,7 +62,7 @@ async function outcome(promise: Promise<unknown>): Promise<string> {
 
 /** One session of `url`, acting for B with a valid claim, in a transaction that is rolled back. */
 async function attackerSession<T>(url: string, work: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url });
+  const c = new pg.Client(pgConnectionConfig(url));
   c.on('error', () => {});
   await c.connect();
   try {
@@ -76,7 +77,7 @@ async function attackerSession<T>(url: string, work: (c: pg.Client) => Promise<T
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  owner = new pg.Pool({ connectionString: db.url, max: 2 });
+  owner = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
   owner.on('error', () => {});
   await seed(A, 2);
   await seed(B, 1);
@@ -133,7 +134,7 @@ describe('temp-table shadowing (issue #12)', () => {
     const forgedKey = randomBytes(32);
     const block = Buffer.concat([forgedKey, Buffer.alloc(32)]);
     const pad = (byte: number) => Buffer.from(block.map((b) => b ^ byte));
-    const c = new pg.Client({ connectionString: appRole.url });
+    const c = new pg.Client(pgConnectionConfig(appRole.url));
     c.on('error', () => {});
     await c.connect();
     try {
@@ -193,7 +194,7 @@ describe('the functions of the migrations', () => {
 
   it('the triggers still fire for the application role, which may not execute their functions', async () => {
     const before = await snapshot();
-    const c = new pg.Client({ connectionString: appRole.url });
+    const c = new pg.Client(pgConnectionConfig(appRole.url));
     c.on('error', () => {});
     await c.connect();
     try {
@@ -220,7 +221,7 @@ describe('the functions of the migrations', () => {
 
 /** One statement on a fresh application-role connection. */
 async function appQuery(sql: string): Promise<unknown> {
-  const c = new pg.Client({ connectionString: appRole.url });
+  const c = new pg.Client(pgConnectionConfig(appRole.url));
   c.on('error', () => {});
   await c.connect();
   try {

@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { MikroORM } from '@mikro-orm/postgresql';
 import fc from 'fast-check';
 import pg from 'pg';
+import { pgConnectionConfig } from '../../src/connection-options.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConfig } from '../../src/config.js';
 import { ConfigurationError, DatabaseError, TransientError, VaultDbError } from '../../src/errors.js';
@@ -413,7 +414,7 @@ beforeAll(async () => {
   const login = await ormLoginFor(db);
   dropLogin = login.drop;
   orm = await MikroORM.init(createConfig(login.url, { pool: { min: 0, max: 4 } }));
-  owner = new pg.Pool({ connectionString: db.url, max: 2 });
+  owner = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
   owner.on('error', () => {});
   sync = new SyncService(orm.em);
   const tables = (await owner.query<{ t: string }>(`select tablename as t from pg_tables where schemaname = 'public' order by 1`)).rows.map((r) => r.t);

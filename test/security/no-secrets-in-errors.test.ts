@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { ref } from '@mikro-orm/core';
 import { MikroORM } from '@mikro-orm/postgresql';
 import pg from 'pg';
+import { pgConnectionConfig } from '../../src/connection-options.js';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createConfig } from '../../src/config.js';
 import { checkDatabaseReachable } from '../../src/database-url.js';
@@ -126,7 +127,7 @@ beforeAll(async () => {
   role = await createAppRole(db);
   // The service logs in with a password, so a leak of its connection settings would show it.
   orm = await MikroORM.init(createConfig(role.url, { pool: { min: 0, max: 4 } }));
-  owner = new pg.Pool({ connectionString: db.url, max: 3 });
+  owner = new pg.Pool({ ...pgConnectionConfig(db.url), max: 3 });
   owner.on('error', () => {});
   sync = new SyncService(orm.em, { lockTimeoutMs: 30_000, claimKey: role.claimKey });
   passwordNeedles = { 'app role password': role.password, 'app role password (url-encoded)': encodeURIComponent(role.password) };

@@ -6,6 +6,7 @@
 import { MikroORM } from '@mikro-orm/postgresql';
 import type { Migrator } from '@mikro-orm/migrations';
 import pg from 'pg';
+import { pgConnectionConfig } from '../../src/connection-options.js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createConfig } from '../../src/config.js';
 import { describeSchema } from '../support/catalog.js';
@@ -32,7 +33,7 @@ async function state(): Promise<unknown> {
 
 beforeAll(async () => {
   db = await createTestDatabase({ migrate: false });
-  pool = new pg.Pool({ connectionString: db.url, max: 2 });
+  pool = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
   pool.on('error', () => {});
   const config = createConfig(db.url, { pool: { min: 0, max: 2 } });
   // No snapshot writes: down() would otherwise rewrite the committed snapshot.

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { MikroORM } from '@mikro-orm/postgresql';
 import pg from 'pg';
+import { pgConnectionConfig } from '../../src/connection-options.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConfig } from '../../src/config.js';
 import { Vault } from '../../src/entities/vault.js';
@@ -33,7 +34,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   role = await createAppRole(db);
   orm = await MikroORM.init(createConfig(role.url, { pool: { min: 0, max: 4 } }));
-  owner = new pg.Pool({ connectionString: db.url, max: 2 });
+  owner = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
   owner.on('error', () => {});
   sync = new SyncService(orm.em, { lockTimeoutMs: 10_000, claimKey: role.claimKey });
 });

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { MikroORM } from '@mikro-orm/postgresql';
 import pg from 'pg';
+import { pgConnectionConfig } from '../../src/connection-options.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createConfig } from '../../src/config.js';
 import { ConfigurationError, VaultDbError } from '../../src/errors.js';
@@ -67,7 +68,7 @@ beforeAll(async () => {
   role = await createAppRole(db);
   appOrm = await MikroORM.init(createConfig(role.url, { pool: { min: 0, max: 4 } }));
   ownerOrm = await MikroORM.init(createConfig(db.url, { pool: { min: 0, max: 2 } }));
-  owner = new pg.Pool({ connectionString: db.url, max: 3 });
+  owner = new pg.Pool({ ...pgConnectionConfig(db.url), max: 3 });
   owner.on('error', () => {});
   const sync = appService({ claimKey: role.claimKey });
   await sync.enableVault(A, envelope());
@@ -173,7 +174,7 @@ describe('as the application role', () => {
     // Hold the key table, so the service's first statement (which checks the claim) waits where
     // an observer can see it.
     const blocker = await owner.connect();
-    const observer = new pg.Client({ connectionString: role.url });
+    const observer = new pg.Client(pgConnectionConfig(role.url));
     observer.on('error', () => {});
     await observer.connect();
     try {

@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { pgConnectionConfig } from '../../src/connection-options.js';
 import { CLAIM_KEY_BYTES, signClaim } from '../../src/sync/claim.js';
 import { CLAIM_KEY_ENV } from '../../src/sync/claim-key.js';
 import type { TestDatabase } from './database.js';
@@ -18,8 +19,10 @@ export interface AppRole {
   name: string;
   /** The role's password (random; ignored by servers with trust authentication). */
   password: string;
-  /** The test database's URL, logging in as this role. */
+  /** The test database's direct URL, logging in as this role. */
   url: string;
+  /** The same through the pooler (equal to `url` when the test server has none). */
+  pooledUrl: string;
   /** The database's claim key, read as the owner: what the service as this role must be given. */
   claimKey: Buffer;
   /** Ends the role's sessions, revokes its grants and drops it. Safe to call twice. */
@@ -43,7 +46,7 @@ export function appRoleGrants(role: string): string[] {
 
 /** The claim key of a migrated database, read as the owner (`url` logs in as the owner). */
 export async function readDatabaseClaimKey(url: string): Promise<Buffer> {
-  const client = new pg.Client({ connectionString: url });
+  const client = new pg.Client(pgConnectionConfig(url));
   client.on('error', () => {});
   await client.connect();
   try {
@@ -65,7 +68,7 @@ export async function actAs(client: Pick<pg.ClientBase, 'query'>, userId: string
 }
 
 async function run(url: string, statements: readonly string[]): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
+  const client = new pg.Client(pgConnectionConfig(url));
   client.on('error', () => {});
   await client.connect();
   try {
@@ -85,10 +88,10 @@ export function withLogin(url: string, user: string, password: string): string {
 
 /**
  * Creates a non-owner login role without BYPASSRLS on the (migrated) test database `db` and
- * returns a URL that connects to `db` as that role. `db.url` must log in as a role that may
- * create roles (the test server's superuser).
+ * returns URLs that connect to `db` as that role. `db.url` must log in as a role that may create
+ * roles: a superuser, or a CREATEROLE owner as on Neon (and on the Neon-shaped stack).
  */
-export async function createAppRole(db: Pick<TestDatabase, 'url'>): Promise<AppRole> {
+export async function createAppRole(db: Pick<TestDatabase, 'url'> & Partial<Pick<TestDatabase, 'pooledUrl'>>): Promise<AppRole> {
   const name = `vault_app_test_${randomBytes(5).toString('hex')}`;
   const password = randomBytes(12).toString('hex');
   await run(db.url, [`create role "${name}" login password '${password}' nosuperuser nocreatedb nocreaterole nobypassrls`, ...appRoleGrants(name)]);
@@ -98,11 +101,12 @@ export async function createAppRole(db: Pick<TestDatabase, 'url'>): Promise<AppR
     name,
     password,
     url: withLogin(db.url, name, password),
+    pooledUrl: withLogin(db.pooledUrl ?? db.url, name, password),
     claimKey,
     drop: async () => {
       if (dropped) return;
       dropped = true;
-      const client = new pg.Client({ connectionString: db.url });
+      const client = new pg.Client(pgConnectionConfig(db.url));
       client.on('error', () => {});
       try {
         await client.connect();
@@ -119,6 +123,10 @@ export async function createAppRole(db: Pick<TestDatabase, 'url'>): Promise<AppR
       }
       try {
         await client.query(`select pg_terminate_backend(pid) from pg_stat_activity where usename = $1`, [name]);
+        // `drop owned` needs the privileges of the role. A superuser has them; a CREATEROLE owner
+        // has not: on PostgreSQL 16+ it holds only ADMIN OPTION on the roles it creates, and on
+        // 15 not even that, but on both it may grant the role to itself first.
+        await client.query(`grant "${name}" to current_user`);
         await client.query(`drop owned by "${name}"`);
         await client.query(`drop role if exists "${name}"`);
       } finally {
@@ -147,8 +155,9 @@ function sharedClaimKey(env: NodeJS.ProcessEnv): Buffer {
 }
 
 /**
- * The URL the ORM of a test database should use: with `VAULT_DB_TEST_AS_APP_ROLE=1`, a fresh app
- * role's (see {@link createAppRole}); otherwise the owner's own `db.url`. `drop` removes the role,
+ * The URL the ORM of a test database should use, through the pooler when there is one: with
+ * `VAULT_DB_TEST_AS_APP_ROLE=1`, a fresh app role's (see {@link createAppRole}); otherwise the
+ * owner's (`db.pooledUrl`). `drop` removes the role,
  * if one was made; call it before dropping the database.
  *
  * Under the switch the database's claim key is replaced (as the owner, with
@@ -159,10 +168,10 @@ function sharedClaimKey(env: NodeJS.ProcessEnv): Buffer {
  * constraints) see nothing, so run only the service's suite that way:
  * `VAULT_DB_TEST_AS_APP_ROLE=1 npx vitest run test/sync/`.
  */
-export async function ormLoginFor(db: Pick<TestDatabase, 'url'>, env: NodeJS.ProcessEnv = process.env): Promise<{ url: string; role: string | null; drop(): Promise<void> }> {
-  if (!testsRunAsAppRole(env)) return { url: db.url, role: null, drop: async () => {} };
+export async function ormLoginFor(db: Pick<TestDatabase, 'url' | 'pooledUrl'>, env: NodeJS.ProcessEnv = process.env): Promise<{ url: string; role: string | null; drop(): Promise<void> }> {
+  if (!testsRunAsAppRole(env)) return { url: db.pooledUrl, role: null, drop: async () => {} };
   const key = sharedClaimKey(env);
-  const client = new pg.Client({ connectionString: db.url });
+  const client = new pg.Client(pgConnectionConfig(db.url));
   client.on('error', () => {});
   await client.connect();
   try {
@@ -171,5 +180,5 @@ export async function ormLoginFor(db: Pick<TestDatabase, 'url'>, env: NodeJS.Pro
     await client.end().catch(() => {});
   }
   const role = await createAppRole(db);
-  return { url: role.url, role: role.name, drop: role.drop };
+  return { url: role.pooledUrl, role: role.name, drop: role.drop };
 }

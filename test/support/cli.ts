@@ -14,13 +14,20 @@ export interface CliResult {
 }
 
 /**
- * Runs `command args` in the project root with exactly `env` on top of PATH and HOME (none of the
- * test runner's variables leak in, so `DIRECT_URL` or `NODE_OPTIONS` can't change the outcome).
- * Never throws on a non-zero exit: the exit code is part of what tests check.
+ * What a child inherits from the test runner: where programs and files are, and the TLS settings
+ * a user's shell holds for libpq and Node (a CA file, a client certificate), so a child reaches a
+ * TLS server as the runner does. No URL: tests pass those themselves.
+ */
+export const INHERITED_ENV = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'PGSSLMODE', 'PGSSLROOTCERT', 'PGSSLCERT', 'PGSSLKEY', 'NODE_EXTRA_CA_CERTS'] as const;
+
+/**
+ * Runs `command args` in the project root with exactly `env` on top of {@link INHERITED_ENV}
+ * (none of the test runner's other variables leak in, so `DIRECT_URL` or `NODE_OPTIONS` can't
+ * change the outcome). Never throws on a non-zero exit: the exit code is part of what tests check.
  */
 export function runCli(command: string, args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<CliResult> {
   const base: Record<string, string> = {};
-  for (const key of ['PATH', 'HOME', 'TMPDIR', 'LANG']) {
+  for (const key of INHERITED_ENV) {
     const value = process.env[key];
     if (value !== undefined) base[key] = value;
   }

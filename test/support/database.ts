@@ -1,12 +1,17 @@
 /**
  * Per-file test databases: each test file creates a database of its own, migrates it with the
  * real migrations and drops it afterwards, so files never see each other's rows.
+ *
+ * Databases are created, migrated and dropped through the direct URL (`serverUrl`: migrations
+ * need a session of their own for the advisory lock); the ORM of {@link createTestOrm} gets the
+ * pooled URL of the same database (`pooledUrl`), as the application does in production.
  */
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { MikroORM } from '@mikro-orm/postgresql';
 import pg from 'pg';
 import { createConfig } from '../../src/config.js';
+import { pgConnectionConfig } from '../../src/connection-options.js';
 import { runMigrations } from '../../src/migrate.js';
 import { adminQuery, withDatabase } from '../../scripts/database-admin.js';
 import { ormLoginFor } from './app-role.js';
@@ -14,7 +19,13 @@ import { ormLoginFor } from './app-role.js';
 /** A fresh, empty database on the test server. */
 export interface TestDatabase {
   name: string;
+  /**
+   * The database's direct URL, logging in as the role that created it (the owner). Use it for
+   * raw SQL and for anything that needs a session of its own: advisory locks, killing backends.
+   */
   url: string;
+  /** The same database through the pooler, when the test server has one (else equal to `url`). */
+  pooledUrl: string;
   /** Drops the database (forcing other sessions off). */
   drop(): Promise<void>;
 }
@@ -29,6 +40,7 @@ export async function createTestDatabase(options: { migrate?: boolean } = {}): P
   return {
     name,
     url,
+    pooledUrl: withDatabase(inject('pooledServerUrl'), name),
     drop: () => adminQuery(server, `drop database if exists "${name}" with (force)`),
   };
 }
@@ -36,21 +48,22 @@ export async function createTestDatabase(options: { migrate?: boolean } = {}): P
 /** A migrated database with an ORM connected to it. */
 export interface TestOrm extends TestDatabase {
   orm: MikroORM;
-  /** A raw `pg` pool on the same database, for catalog checks and raw SQL. */
+  /** A raw `pg` pool on the same database (direct, as the owner), for catalog checks and raw SQL. */
   pool: pg.Pool;
   close(): Promise<void>;
 }
 
 /**
  * Creates a migrated database and connects an ORM and a raw pool to it. The pool (and `url`) log
- * in as the owner; the ORM does too, unless `VAULT_DB_TEST_AS_APP_ROLE=1` makes it log in as a
- * non-owner role under row-level security (see app-role.ts).
+ * in as the owner, directly; the ORM goes through the pooler (`pooledUrl`) as the owner too,
+ * unless `VAULT_DB_TEST_AS_APP_ROLE=1` makes it log in as a non-owner role under row-level
+ * security (see app-role.ts).
  */
 export async function createTestOrm(overrides: Parameters<typeof createConfig>[1] = {}): Promise<TestOrm> {
   const db = await createTestDatabase();
   const login = await ormLoginFor(db);
   const orm = await MikroORM.init(createConfig(login.url, overrides));
-  const pool = new pg.Pool({ connectionString: db.url, max: 10 });
+  const pool = new pg.Pool({ ...pgConnectionConfig(db.url), max: 10 });
   pool.on('error', () => {});
   return {
     ...db,
