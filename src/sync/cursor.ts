@@ -45,16 +45,26 @@ export interface FeedHead {
 }
 
 /**
- * The feed position a device continues from: 0 without a cursor, otherwise the cursor's, once it
- * is known to belong to this vault and not to lie ahead of its head. With `unpurged`, a cursor
- * older than purged tombstones is refused too (a pull would silently miss those deletes).
+ * The feed position a device continues from: the cursor's, once it is known to belong to this
+ * vault, not to lie ahead of its head, and not to be older than the purge horizon (`purgedSeq`):
+ * such a device never saw deletions that are gone from the feed now, so a pull would silently miss
+ * them and a push could act on records it doesn't know were deleted.
+ *
+ * Without a cursor, a pull starts from 0 (it is the resync). A push without a cursor is refused
+ * once the vault has a purge horizon: a device that has seen nothing predates it (issue #12.1:
+ * it could re-create a record whose deletion it never saw).
  * @throws ResyncRequiredError when the cursor can't be continued
  */
-export function resumePosition(cursor: CursorPosition | null, head: FeedHead, options: { unpurged: boolean }): number {
-  if (cursor === null) return 0;
+export function resumePosition(cursor: CursorPosition | null, head: FeedHead, call: 'pull' | 'push'): number {
+  if (cursor === null) {
+    if (call === 'push' && head.purgedSeq > 0) {
+      throw new ResyncRequiredError('this vault has purged deletions, and a push without a cursor may predate them; pull first and push with the cursor');
+    }
+    return 0;
+  }
   checkVault(cursor, head.vaultId);
   if (cursor.seq > head.lastSeq) throw new ResyncRequiredError('the cursor is ahead of the vault');
-  if (options.unpurged && cursor.seq < head.purgedSeq) throw new ResyncRequiredError('deletions this cursor had not seen were purged');
+  if (cursor.seq < head.purgedSeq) throw new ResyncRequiredError('deletions this cursor had not seen were purged');
   return cursor.seq;
 }
 
