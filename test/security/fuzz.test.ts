@@ -86,15 +86,18 @@ function okChange(c: unknown): string | undefined {
 /** The head of a vault, read by the owner right before a call. */
 interface Head { id: string; lastSeq: number; purgedSeq: number }
 
-/** Whether `cursor` may be continued on the vault `head` (format `v1.<vault uuid>.<seq>`, base64url). */
+/**
+ * Whether `cursor` may be continued on the vault `head` (format `v1.<vault uuid>.<seq>`, base64url):
+ * never below the purge horizon, and a push needs one once the vault has purged deletions.
+ */
 function okCursor(cursor: unknown, head: Head | null, forPull: boolean): boolean {
-  if (cursor === undefined || cursor === null) return true;
+  if (cursor === undefined || cursor === null) return forPull || head === null || head.purgedSeq === 0;
   if (typeof cursor !== 'string' || head === null) return false;
   if (cursor.length > 128 || !/^[A-Za-z0-9_-]+$/.test(cursor)) return false;
   const m = /^v1\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
   if (!m || m[1] !== head.id) return false;
   const seq = Number(m[2]);
-  return seq <= head.lastSeq && (!forPull || seq >= head.purgedSeq);
+  return seq <= head.lastSeq && seq >= head.purgedSeq;
 }
 
 function okPushShape(input: unknown): boolean {
@@ -764,7 +767,8 @@ describe('valid unusual input is accepted and round-trips exactly', () => {
 describe('inputs the fuzzing found mishandled', () => {
   it('a delete of a record the server never had, at baseVersion 0, is valid input and must not reach a constraint', async () => {
     const id = `never-existed-${randomBytes(3).toString('hex')}`;
-    await check(true, () => sync.push(USER_A, { changes: [{ recordId: id, baseVersion: 0, deleted: true }] }), async (result) => {
+    const cursor = await drain(USER_A);
+    await check(true, () => sync.push(USER_A, { changes: [{ recordId: id, baseVersion: 0, deleted: true }], cursor }), async (result) => {
       expect([...result.applied, ...result.conflicts].map((x) => x.recordId)).toEqual([id]);
       const { rows } = await owner.query<{ deleted: boolean }>('select deleted from records where user_id = $1 and record_id = $2', [USER_A, id]);
       // Either no row (a "gone" conflict) or a tombstone; never a live record.

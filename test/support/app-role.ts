@@ -27,12 +27,13 @@ export interface AppRole {
  * docs/app-role.sql, minus the comments. No sequence grants are needed: every id is a uuid the
  * ORM generates (or `gen_random_uuid()`), and the feed positions come from `vaults.last_seq`.
  * The trigger functions need no grant either: EXECUTE is granted to PUBLIC by default, and
- * `vault_db_check_record_owner` runs as its owner (security definer).
+ * `vault_db_check_record_owner` runs as its owner (security definer). `key_rotations` and
+ * `staged_records` hold staged key rotations.
  */
 export function appRoleGrants(role: string): string[] {
   return [
     `grant usage on schema public to "${role}"`,
-    `grant select, insert, update, delete on vaults, records to "${role}"`,
+    `grant select, insert, update, delete on vaults, records, key_rotations, staged_records to "${role}"`,
   ];
 }
 
