@@ -269,3 +269,31 @@ test('a non-owner role under row-level security writes raw SQL the same way, wit
     await role.drop();
   }
 });
+
+test('the raw-writer row triggers never fire on the service\'s own writes (creates, updates, deletes, rotations, purges)', async () => {
+  // Made to fail loudly for the length of this test: any push that fired them would fail.
+  const tripwire = (name: string) => `create or replace function public.${name}() returns trigger language plpgsql
+    set search_path = pg_catalog, pg_temp as $$ begin raise exception '${name} fired on the service path'; end $$`;
+  const { rows } = await ctx.db.pool.query<{ name: string; definition: string }>(
+    `select proname as name, pg_get_functiondef(oid) as definition from pg_proc where proname in ('vault_db_place_raw_insert', 'vault_db_place_raw_update')`,
+  );
+  expect(rows).toHaveLength(2);
+  try {
+    for (const row of rows) await ctx.db.pool.query(tripwire(row.name));
+    const user = await newVault(ctx.sync);
+    await ctx.sync.push(user, { changes: [put('a', 0), put('b', 0), put('c', 0)] });
+    await ctx.sync.push(user, { changes: [put('a', 1), del('b', 1), put('b2', 0)] });
+    await ctx.sync.rotateKey(user, { expectedVersion: 1, ...envelope(), records: ['a', 'b2', 'c'].map((recordId) => ({ recordId, baseVersion: recordId === 'a' ? 2 : 1, ciphertext: bytes() })) });
+    const { rotationId } = await ctx.sync.beginKeyRotation(user, { expectedVersion: 2 });
+    await ctx.sync.stageKeyRotation(user, { rotationId, records: ['a', 'b2', 'c'].map((recordId) => ({ recordId, baseVersion: recordId === 'a' ? 3 : 2, ciphertext: bytes() })) });
+    await ctx.sync.commitKeyRotation(user, { rotationId, expectedVersion: 2, ...envelope() });
+    const { cursor } = await pullAll(ctx.sync, user, null);
+    await ctx.sync.push(user, { changes: [put('c', 3), del('a', 4)], cursor, keyVersion: 3 });
+    await ctx.sync.purgeTombstones({ olderThan: FUTURE(), userId: user });
+    await expectCountersExact(user);
+    // The tripwire itself works: a raw write does fire it.
+    await expect(ctx.db.pool.query(`update records set ciphertext = $1 where user_id = $2 and record_id = 'c'`, [bytes(), user])).rejects.toThrow(/fired on the service path/);
+  } finally {
+    for (const row of rows) await ctx.db.pool.query(row.definition);
+  }
+});
