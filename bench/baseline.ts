@@ -216,8 +216,9 @@ export class BaselineSync implements SyncImplementation {
         if (row) updates.bases.push(row.version);
       }
 
-      if (atomic && conflicts.length > 0) return { applied: confirmed, conflicts, cursor: encodeCursor(vaultId, since) };
-      const next = encodeCursor(vaultId, since === lastSeq ? seq : since);
+      const horizon = Number(head.purged_seq);
+      if (atomic && conflicts.length > 0) return { applied: confirmed, conflicts, cursor: encodeCursor(vaultId, since, horizon) };
+      const next = encodeCursor(vaultId, since === lastSeq ? seq : since, horizon);
       if (inserts.ids.length > 0) {
         await this.query(client, INSERT_RECORDS, [vaultId, owner, inserts.ids, inserts.bytes, inserts.deleted, inserts.seqs, head.version_floor + 1]);
       }
@@ -251,7 +252,7 @@ export class BaselineSync implements SyncImplementation {
         lastTaken = Number(row.seq);
       }
       const hasMore = waiting > changes.length;
-      return { changes, cursor: encodeCursor(head.vault_id, hasMore ? lastTaken : lastSeq), hasMore };
+      return { changes, cursor: encodeCursor(head.vault_id, hasMore ? lastTaken : lastSeq, Number(head.purged_seq)), hasMore };
     });
   }
 

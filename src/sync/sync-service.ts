@@ -183,7 +183,7 @@ export class SyncService {
 
       if (atomic && conflicts.length > 0) writes.length = 0;
       // Past this push's own rows only when the device had seen everything before them.
-      const cursorOut = encodeCursor(head.vaultId, since === head.lastSeq ? head.lastSeq + writes.length : since);
+      const cursorOut = encodeCursor(head.vaultId, since === head.lastSeq ? head.lastSeq + writes.length : since, head.purgedSeq);
       if (writes.length === 0) {
         // Nothing to write: no flush. Changes an earlier attempt already applied stay reported.
         return { applied: atomic && conflicts.length > 0 ? confirmed : applied, conflicts, cursor: cursorOut };
@@ -215,7 +215,7 @@ export class SyncService {
       const next = page.hasMore ? (last as number) : page.lastSeq;
       return {
         changes: page.changes.map(({ seq: _seq, ...state }) => state),
-        cursor: encodeCursor(page.vaultId, next),
+        cursor: encodeCursor(page.vaultId, next, page.purgedSeq),
         hasMore: page.hasMore,
       };
     });

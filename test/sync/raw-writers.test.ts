@@ -297,3 +297,13 @@ test('the raw-writer row triggers never fire on the service\'s own writes (creat
     for (const row of rows) await ctx.db.pool.query(row.definition);
   }
 });
+
+test('after a raw DELETE of a live record, the full resync pages through the whole vault', async () => {
+  const user = await newVault(ctx.sync);
+  await ctx.sync.push(user, { changes: Array.from({ length: 7 }, (_, i) => put(`r${i}`, 0)) });
+  await ctx.db.pool.query(`delete from records where user_id = $1 and record_id = 'r3'`, [user]);
+  // The purge horizon is now the head: above every page of the resync.
+  const full = await pullAll(ctx.sync, user, null, { limit: 2 });
+  expect(full.changes.map((c) => c.recordId)).toEqual(['r0', 'r1', 'r2', 'r4', 'r5', 'r6']);
+  expect(await ctx.sync.pull(user, { cursor: full.cursor })).toMatchObject({ changes: [], hasMore: false });
+});

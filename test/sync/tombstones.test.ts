@@ -161,3 +161,34 @@ describe('purgeTombstones', () => {
     expect((await storedRecords(ctx.db.pool, user)).has('new')).toBe(false);
   });
 });
+
+describe('a full resync after a purge pages through the whole vault', () => {
+  test('after purgeTombstones: a full pull in small pages completes, and its cursors stay valid', async () => {
+    const user = await newVault(ctx.sync);
+    await ctx.sync.push(user, { changes: Array.from({ length: 8 }, (_, i) => put(`r${i}`, 0)) });
+    await ctx.sync.push(user, { changes: [del('r7', 1)] });
+    await ctx.sync.push(user, { changes: [put('later', 0)] });
+    await ctx.sync.purgeTombstones({ olderThan: FUTURE(), userId: user });
+    // The purge horizon (the tombstone's position) lies above the first pages of the resync.
+    const full = await pullAll(ctx.sync, user, null, { limit: 2 });
+    expect(full.changes.map((c) => c.recordId)).toEqual(['r0', 'r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'later']);
+    expect(full.pageSizes.length).toBeGreaterThan(2);
+    // And the cursor of a page in the middle can push and pull on.
+    const first = await ctx.sync.pull(user, { limit: 2 });
+    expect((await ctx.sync.push(user, { changes: [put('new', 0)], cursor: first.cursor })).cursor).toBe(first.cursor);
+  });
+
+  test('but a record the resync already returned, deleted and purged before the resync ends, makes it start over', async () => {
+    const user = await newVault(ctx.sync);
+    await ctx.sync.push(user, { changes: Array.from({ length: 6 }, (_, i) => put(`r${i}`, 0)) });
+    await ctx.sync.push(user, { changes: [del('r5', 1)] });
+    await ctx.sync.purgeTombstones({ olderThan: FUTURE(), userId: user });
+    const page = await ctx.sync.pull(user, { limit: 2 });
+    expect(page.changes.map((c) => c.recordId)).toEqual(['r0', 'r1']);
+    // The device holds r1; r1 is deleted and its tombstone purged before the device pulls on.
+    await ctx.sync.push(user, { changes: [del('r1', 1)], cursor: page.cursor });
+    await ctx.sync.purgeTombstones({ olderThan: FUTURE(), userId: user });
+    expect(await rejectionOf(ctx.sync.pull(user, { cursor: page.cursor, limit: 2 }))).toBeInstanceOf(ResyncRequiredError);
+    expect(await rejectionOf(ctx.sync.push(user, { changes: [put('r1', 1)], cursor: page.cursor }))).toBeInstanceOf(ResyncRequiredError);
+  });
+});
