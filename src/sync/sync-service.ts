@@ -359,10 +359,11 @@ export class SyncService {
       }
       checkNotExhausted(exhausted);
       const staged = await stagedTotals(em, valid.rotationId);
-      const usage = new VaultUsage(head, this.limits);
-      // The staged set is the live set, so the swap replaces head.storedBytes with staged.bytes.
-      usage.add('records', '(all)', head.storedBytes, staged.bytes);
-      usage.check();
+      // The staged set is the live set, so the swap replaces head.storedBytes with staged.bytes;
+      // like any write, it may not grow the vault past its quota.
+      if (staged.bytes > this.limits.maxVaultBytes && staged.bytes > head.storedBytes) {
+        throw new LimitExceededError([{ path: 'records', rule: `the vault would hold ${staged.bytes} bytes of live ciphertext; maxVaultBytes is ${this.limits.maxVaultBytes}` }]);
+      }
 
       const rewritten = await swapStaged(em, valid.rotationId, head.vaultId, head.lastSeq);
       // Every writer of records takes the vault lock first, except a raw DELETE; if one got in
