@@ -4,8 +4,9 @@
  * best the same server can do in the same run.
  *
  * Same transaction shape as `SyncService`: BEGIN; `set_config` of the user and the lock wait;
- * lock the vault row and reserve feed positions in one UPDATE; read the affected records in one
- * SELECT; judge every change in memory; one INSERT and one UPDATE over `unnest` arrays; COMMIT.
+ * lock the vault row and read its head (`select ... for update`, no write); read the affected
+ * records in one SELECT; judge every change in memory; one INSERT and one UPDATE over `unnest`
+ * arrays, only for rows actually written (the database's triggers move the vault's counters); COMMIT.
  * The judge rules are written out again here (not imported from `src/sync/judge.ts`), so the
  * bench's equality check compares two independent implementations of them. Input validation and
  * the cursor format are shared with the service: they are the API, not the subject of the bench.
@@ -44,17 +45,20 @@ interface AffectedRow {
   ciphertext: Buffer | null;
 }
 
-type Verdict = { kind: 'write' } | { kind: 'already_applied'; version: number } | { kind: 'conflict'; reason: ConflictReason };
+type Verdict = { kind: 'write'; version: number } | { kind: 'already_applied'; version: number } | { kind: 'conflict'; reason: ConflictReason };
+
+const MAX_VERSION = 2_147_483_647;
 
 /** The judge rules of `src/sync/judge.ts`, over a row instead of an entity. */
-function judgeRow(change: ValidChange, row: AffectedRow | undefined): Verdict {
-  if (!row) return change.baseVersion === 0 && change.ciphertext !== null ? { kind: 'write' } : { kind: 'conflict', reason: 'gone' };
-  if (change.baseVersion === row.version) return { kind: 'write' };
-  if (row.version === change.baseVersion + 1) {
-    const same = change.ciphertext === null ? row.deleted : !row.deleted && row.ciphertext !== null && row.ciphertext.equals(change.ciphertext);
-    if (same) return { kind: 'already_applied', version: row.version };
+function judgeRow(change: ValidChange, row: AffectedRow | undefined, floor: number): Verdict {
+  if (!row) {
+    if (change.baseVersion !== 0 || change.ciphertext === null) return { kind: 'conflict', reason: 'gone' };
+    return floor >= MAX_VERSION ? { kind: 'conflict', reason: 'version_exhausted' } : { kind: 'write', version: floor + 1 };
   }
-  if (change.baseVersion === 0) return { kind: 'conflict', reason: 'exists' };
+  if (change.baseVersion === row.version) return row.version >= MAX_VERSION ? { kind: 'conflict', reason: 'version_exhausted' } : { kind: 'write', version: row.version + 1 };
+  const sameBytes = change.ciphertext !== null && !row.deleted && row.ciphertext !== null && row.ciphertext.equals(change.ciphertext);
+  if (change.baseVersion === 0) return sameBytes ? { kind: 'already_applied', version: row.version } : { kind: 'conflict', reason: 'exists' };
+  if (row.version === change.baseVersion + 1 && (change.ciphertext === null ? row.deleted : sameBytes)) return { kind: 'already_applied', version: row.version };
   return { kind: 'conflict', reason: row.deleted ? 'gone' : 'version_mismatch' };
 }
 
@@ -62,7 +66,7 @@ function toState(row: AffectedRow): RecordState {
   return { recordId: row.record_id, version: row.version, deleted: row.deleted, ciphertext: row.deleted ? null : row.ciphertext, updatedAt: row.updated_at };
 }
 
-const LOCK_AND_RESERVE = 'update vaults set last_seq = last_seq + $1 where user_id = $2 returning id, last_seq - $1 as last_seq, purged_seq';
+const LOCK = 'select id, last_seq, purged_seq, version_floor from vaults where user_id = $1 for update';
 
 // Ciphertext is fetched only for records whose version differs from the change's base: those are
 // the conflicts (reported with the server's state) and possible re-sends (compared byte for byte).
@@ -74,8 +78,8 @@ from unnest($2::text[], $3::int[]) as u(record_id, base)
 join records r on r.vault_id = $1 and r.record_id = u.record_id`;
 
 const INSERT_RECORDS = `
-insert into records (vault_id, user_id, record_id, ciphertext, deleted, seq)
-select $1, $2, t.record_id, t.ciphertext, t.deleted, t.seq
+insert into records (vault_id, user_id, record_id, ciphertext, deleted, seq, version)
+select $1, $2, t.record_id, t.ciphertext, t.deleted, t.seq, $7
 from unnest($3::text[], $4::bytea[], $5::bool[], $6::bigint[]) as t(record_id, ciphertext, deleted, seq)`;
 
 // The version condition is redundant under the vault lock, but it is what an optimistic lock
@@ -172,12 +176,12 @@ export class BaselineSync implements SyncImplementation {
     const owner = validateUserId(userId);
     const { changes, atomic, cursor } = validatePush(input, this.limits);
     return this.transaction(owner, async (client) => {
-      const heads = await this.query<{ id: string; last_seq: string }>(client, LOCK_AND_RESERVE, [changes.length, owner]);
+      const heads = await this.query<{ id: string; last_seq: string; purged_seq: string; version_floor: number }>(client, LOCK, [owner]);
       const head = heads[0];
       if (!head) throw new VaultNotFoundError(owner);
       const vaultId = head.id;
       const lastSeq = Number(head.last_seq);
-      const since = resumePosition(cursor === null ? null : parseCursor(cursor), { vaultId, lastSeq, purgedSeq: 0 }, { unpurged: false });
+      const since = resumePosition(cursor === null ? null : parseCursor(cursor), { vaultId, lastSeq, purgedSeq: Number(head.purged_seq) }, 'push');
 
       const rows =
         changes.length === 0
@@ -193,7 +197,7 @@ export class BaselineSync implements SyncImplementation {
       let seq = lastSeq;
       for (const change of changes) {
         const row = byId.get(change.recordId);
-        const verdict = judgeRow(change, row);
+        const verdict = judgeRow(change, row, head.version_floor);
         if (verdict.kind === 'conflict') {
           conflicts.push({ recordId: change.recordId, reason: verdict.reason, server: row ? toState(row) : null });
           continue;
@@ -203,7 +207,7 @@ export class BaselineSync implements SyncImplementation {
           confirmed.push({ recordId: change.recordId, version: verdict.version });
           continue;
         }
-        applied.push({ recordId: change.recordId, version: change.baseVersion + 1 });
+        applied.push({ recordId: change.recordId, version: verdict.version });
         const target = row ? updates : inserts;
         target.ids.push(change.recordId);
         target.bytes.push(change.ciphertext ?? EMPTY);
@@ -212,10 +216,11 @@ export class BaselineSync implements SyncImplementation {
         if (row) updates.bases.push(row.version);
       }
 
-      const next = encodeCursor(vaultId, since === lastSeq ? lastSeq + changes.length : since);
-      if (atomic && conflicts.length > 0) return { applied: confirmed, conflicts, cursor: next };
+      const horizon = Number(head.purged_seq);
+      if (atomic && conflicts.length > 0) return { applied: confirmed, conflicts, cursor: encodeCursor(vaultId, since, horizon) };
+      const next = encodeCursor(vaultId, since === lastSeq ? seq : since, horizon);
       if (inserts.ids.length > 0) {
-        await this.query(client, INSERT_RECORDS, [vaultId, owner, inserts.ids, inserts.bytes, inserts.deleted, inserts.seqs]);
+        await this.query(client, INSERT_RECORDS, [vaultId, owner, inserts.ids, inserts.bytes, inserts.deleted, inserts.seqs, head.version_floor + 1]);
       }
       if (updates.ids.length > 0) {
         const updated = await this.execute(client, UPDATE_RECORDS, [vaultId, updates.ids, updates.bytes, updates.deleted, updates.seqs, updates.bases]);
@@ -235,7 +240,7 @@ export class BaselineSync implements SyncImplementation {
       const head = rows[0];
       if (!head) throw new VaultNotFoundError(owner);
       const lastSeq = Number(head.last_seq);
-      resumePosition(position, { vaultId: head.vault_id, lastSeq, purgedSeq: Number(head.purged_seq) }, { unpurged: true });
+      resumePosition(position, { vaultId: head.vault_id, lastSeq, purgedSeq: Number(head.purged_seq) }, 'pull');
       const changes: RecordState[] = [];
       let lastTaken = 0;
       let waiting = 0;
@@ -247,7 +252,7 @@ export class BaselineSync implements SyncImplementation {
         lastTaken = Number(row.seq);
       }
       const hasMore = waiting > changes.length;
-      return { changes, cursor: encodeCursor(head.vault_id, hasMore ? lastTaken : lastSeq), hasMore };
+      return { changes, cursor: encodeCursor(head.vault_id, hasMore ? lastTaken : lastSeq, Number(head.purged_seq)), hasMore };
     });
   }
 

@@ -9,6 +9,7 @@ import type { ImplFigures, ScenarioResult } from './harness.js';
 import type { MachineInfo } from './machine.js';
 import type { Stats } from './measure.js';
 import type { BenchPlan } from './plan.js';
+import type { RowTriggerCost } from './row-triggers.js';
 import type { TargetVerdict } from './targets.js';
 
 /** Everything one run measured. */
@@ -18,6 +19,8 @@ export interface BenchResults {
   scenarios: ScenarioResult[];
   sweep: ScenarioResult[];
   coldStart: ColdStartResult[];
+  /** The service's push with and without the raw-writer row triggers (`--only=triggers`). */
+  rowTriggers?: RowTriggerCost;
   targets: TargetVerdict[];
   mismatches: string[];
   notes: string[];
@@ -101,6 +104,20 @@ export function renderMarkdown(r: BenchResults): string {
         (c) =>
           `| ${c.title}${c.configFrom ? ` from ${c.configFrom}` : ''} | ${ms(c.init.median)} (${spread(c.init)}) | ${ms(c.imports.median)} | ${ms(c.total.median)} | ${c.tsMorphLoaded ? 'yes' : 'no'} | ${c.maxRssMb.toFixed(0)} |`,
       ),
+      '',
+    );
+  }
+
+  if (r.rowTriggers) {
+    const t = r.rowTriggers;
+    lines.push(
+      '## Raw-writer row triggers',
+      '',
+      'The BEFORE row triggers that give raw SQL writers feed positions (`records_place_raw_insert`, `records_place_raw_update`) have WHEN clauses the service\'s own writes never meet (it always sets `seq`). The same service push, timed with both triggers enabled and disabled, alternating which goes first, on identical fresh vaults:',
+      '',
+      '| scenario | with the row triggers, median ms (min–max) | without, median ms (min–max) | with / without |',
+      '|---|---:|---:|---:|',
+      `| ${t.title} | ${ms(t.withTriggers.median)} (${spread(t.withTriggers)}) | ${ms(t.withoutTriggers.median)} (${spread(t.withoutTriggers)}) | **${t.ratio.toFixed(2)}x** |`,
       '',
     );
   }

@@ -9,7 +9,7 @@
  * Exit code: 0 whatever the targets say (the report says PASS or MISS); 1 when the service and
  * the baseline disagree on any result (a correctness failure); 2 when the run itself fails.
  *
- * Groups for `--only`: judge, push, sweep, import, parallel, pull, cold.
+ * Groups for `--only`: judge, push, sweep, import, parallel, pull, triggers, cold.
  *
  * @module
  */
@@ -37,10 +37,11 @@ import { DEFAULT_PLAN, QUICK_PLAN } from './plan.js';
 import { fullPullScenario, incrementalPullScenarios } from './pull-scenarios.js';
 import { batchSweep, importScenario, parallelScenario, singlePushScenarios, warmUp } from './push-scenarios.js';
 import { QueryCounter } from './query-counter.js';
+import { rowTriggerCost, type RowTriggerCost } from './row-triggers.js';
 import { renderJson, renderMarkdown, type BenchResults } from './report.js';
 import { judgeTargets } from './targets.js';
 
-const GROUPS = ['judge', 'push', 'sweep', 'import', 'parallel', 'pull', 'cold'] as const;
+const GROUPS = ['judge', 'push', 'sweep', 'import', 'parallel', 'pull', 'triggers', 'cold'] as const;
 type Group = (typeof GROUPS)[number];
 
 function option(name: string): string | undefined {
@@ -92,6 +93,7 @@ async function main(): Promise<number> {
     const scenarios: ScenarioResult[] = [];
     let sweep: ScenarioResult[] = [];
     let cold: ColdStartResult[] = [];
+    let rowTriggers: RowTriggerCost | undefined;
     const phases: Record<string, number> = {};
     const phase = async (wanted: boolean, title: string, work: () => Promise<void>) => {
       if (!wanted) return;
@@ -101,7 +103,7 @@ async function main(): Promise<number> {
       phases[title] = (performance.now() - start) / 1000;
       log(`  (${phases[title].toFixed(1)} s)`);
     };
-    const measuresCalls = (['push', 'import', 'pull', 'parallel', 'sweep'] as const).some(wants);
+    const measuresCalls = (['push', 'import', 'pull', 'parallel', 'sweep', 'triggers'] as const).some(wants);
     // The judge walk goes first: it also opens the connections and runs every statement once.
     await phase(wants('judge'), 'judge walk (correctness)', () => checkCorrectness(ctx));
     await phase(measuresCalls, 'warm-up', () => warmUp(ctx));
@@ -110,6 +112,7 @@ async function main(): Promise<number> {
     await phase(wants('pull'), 'pulls', async () => void scenarios.push(await fullPullScenario(ctx), ...(await incrementalPullScenarios(ctx))));
     await phase(wants('parallel'), 'parallel users', async () => void scenarios.push(await parallelScenario(ctx)));
     await phase(wants('sweep'), 'push time against batch size', async () => void (sweep = await batchSweep(ctx)));
+    await phase(wants('triggers'), 'raw-writer row triggers: with vs without', async () => void (rowTriggers = await rowTriggerCost(ctx, 900_000)));
     await phase(wants('cold'), 'cold start', async () => void (cold = await coldStart(url, plan.coldStartReps, log)));
 
     const results: BenchResults = {
@@ -118,6 +121,7 @@ async function main(): Promise<number> {
       scenarios,
       sweep,
       coldStart: cold,
+      rowTriggers,
       targets: judgeTargets(scenarios, sweep, cold),
       mismatches: findings.mismatches,
       notes: [...findings.notes],

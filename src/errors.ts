@@ -11,12 +11,15 @@ export type VaultDbErrorCode =
   | 'vault_not_found'
   | 'vault_already_enabled'
   | 'version_conflict'
+  | 'stale_key'
+  | 'rotation_not_found'
   | 'resync_required'
   | 'validation_failed'
   | 'limit_exceeded'
   | 'transient'
   | 'database'
-  | 'configuration';
+  | 'configuration'
+  | 'purge_incomplete';
 
 /** Base class of every error this package throws on purpose. */
 export abstract class VaultDbError extends Error {
@@ -58,8 +61,22 @@ export class VaultAlreadyEnabledError extends VaultDbError {
 }
 
 /**
- * A write to the key envelope (`rewrapKey`, `rotateKey`) named a version that is no longer current,
- * or a rotation did not cover exactly the live records. Nothing was written.
+ * How a rotation's records differ from the vault's live records. Every id is listed, so a staged
+ * rotation can re-stage (or remove) exactly these and commit again.
+ */
+export interface RotationMismatch {
+  /** Live records the rotation does not re-encrypt. */
+  missing: readonly string[];
+  /** Records the rotation re-encrypts that are not live (deleted, purged, or never created). */
+  unknown: readonly string[];
+  /** Records whose `baseVersion` is not the live record's current version. */
+  stale: readonly string[];
+}
+
+/**
+ * A write to the key envelope (`rewrapKey`, `rotateKey`, the staged rotation calls) named a
+ * version that is no longer current, or a rotation did not cover exactly the live records at
+ * their current versions (`mismatch` says how). Nothing was written.
  */
 export class VersionConflictError extends VaultDbError {
   readonly code = 'version_conflict' as const;
@@ -67,6 +84,8 @@ export class VersionConflictError extends VaultDbError {
     message: string,
     /** The envelope version the server holds now. */
     readonly currentVersion: number,
+    /** For a rotation that does not match the live records: which records differ. */
+    readonly mismatch?: RotationMismatch,
   ) {
     super(message);
   }
@@ -77,6 +96,40 @@ export class VersionConflictError extends VaultDbError {
       `Vault envelope is at version ${current}, but the write expected version ${expected}; re-read the vault and retry.`,
       current,
     );
+  }
+}
+
+/**
+ * A push carries ciphertext encrypted under a vault key that is no longer current: the vault's key
+ * was rotated (`keyVersion` is older than the vault's), or the push did not say which key it used
+ * although the vault has been rotated. Nothing was written. The device must fetch the vault
+ * (`getVault`), unwrap the new key, pull, re-encrypt its pending changes and push again.
+ */
+export class StaleKeyError extends VaultDbError {
+  readonly code = 'stale_key' as const;
+  constructor(
+    /** The key version the push named, or null when it named none. */
+    readonly keyVersion: number | null,
+    /** The vault's current key version. */
+    readonly currentKeyVersion: number,
+  ) {
+    super(
+      keyVersion === null
+        ? `The vault's key was rotated (key version ${currentKeyVersion}); a push carrying ciphertext must name the key version it was encrypted under (keyVersion). Nothing was written.`
+        : `The push was encrypted under key version ${keyVersion}, but the vault's current key version is ${currentKeyVersion}; fetch the vault, re-encrypt and push again. Nothing was written.`,
+    );
+  }
+}
+
+/**
+ * The staged key rotation named by `rotationId` does not exist (any more): it was committed,
+ * aborted, replaced by a later `beginKeyRotation`, or belongs to another vault. Begin a new one.
+ */
+export class RotationNotFoundError extends VaultDbError {
+  readonly code = 'rotation_not_found' as const;
+  /** @param rotationId the id the caller named */
+  constructor(readonly rotationId: string) {
+    super(`No staged key rotation "${rotationId}" is open for this vault (committed, aborted or replaced by a later beginKeyRotation); begin a new one.`);
   }
 }
 
@@ -166,6 +219,38 @@ export class DatabaseError extends VaultDbError {
   readonly code = 'database' as const;
   constructor(message: string, cause: unknown) {
     super(message, { cause });
+  }
+}
+
+/** What `purgeTombstones` did. */
+export interface PurgeReport {
+  /** Tombstones removed, over all vaults. */
+  purged: number;
+  /** Vaults purged (each in a transaction of its own). */
+  vaults: number;
+  /** Vaults left as they were, with the reason (for example: locked longer than `lockTimeoutMs`). */
+  skipped: { userId: string; reason: string }[];
+}
+
+/**
+ * A purge of every vault stopped at a vault with an error that is not worth skipping (a bug, a
+ * schema not migrated). The vaults in `done` stay purged: each was purged in a transaction of its
+ * own; the failing vault and those after it were not touched.
+ */
+export class PurgeIncompleteError extends VaultDbError {
+  readonly code = 'purge_incomplete' as const;
+  constructor(
+    /** What was purged before the failure. */
+    readonly done: PurgeReport,
+    /** The user whose vault failed. */
+    readonly userId: string,
+    cause: unknown,
+  ) {
+    super(
+      `Purging tombstones stopped at the vault of user "${userId}": ${cause instanceof Error ? cause.message : String(cause)} ` +
+        `Before it, ${done.purged} tombstones were purged in ${done.vaults} vaults (${done.skipped.length} skipped); those stay purged, and the rest was not touched.`,
+      { cause },
+    );
   }
 }
 

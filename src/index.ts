@@ -4,8 +4,8 @@
  *
  * @packageDocumentation
  */
-export { Vault, VaultRecord, entities } from './entities/index.js';
-export type { VaultRow, RecordRow } from './rows.js';
+export { Vault, VaultRecord, KeyRotation, StagedRecord, entities } from './entities/index.js';
+export type { VaultRow, RecordRow, KeyRotationRow, StagedRecordRow } from './rows.js';
 export {
   kdfParamsSchema,
   keyEnvelopeSchema,
@@ -45,14 +45,19 @@ export {
   VaultNotFoundError,
   VaultAlreadyEnabledError,
   VersionConflictError,
+  StaleKeyError,
+  RotationNotFoundError,
   ResyncRequiredError,
   ValidationError,
   LimitExceededError,
   TransientError,
   DatabaseError,
   ConfigurationError,
+  PurgeIncompleteError,
   type VaultDbErrorCode,
   type RuleViolation,
+  type RotationMismatch,
+  type PurgeReport,
 } from './errors.js';
 export { SyncService } from './sync/sync-service.js';
 export { DEFAULT_LOCK_TIMEOUT_MS, MAX_LOCK_TIMEOUT_MS, DEFAULT_MAX_CONCURRENT_CALLS_PER_VAULT } from './sync/options.js';
@@ -74,6 +79,10 @@ export {
   type EnableVaultInput,
   type RewrapKeyInput,
   type RotateKeyInput,
+  type ReencryptedRecord,
+  type BeginKeyRotationInput,
+  type StageKeyRotationInput,
+  type CommitKeyRotationInput,
   type SyncLimits,
   type SyncServiceOptions,
 } from './sync/types.js';

@@ -18,6 +18,10 @@ export interface VaultRow {
   version: number;
   last_seq: string;
   purged_seq: string;
+  version_floor: number;
+  key_version: number;
+  record_count: number;
+  stored_bytes: string;
   enabled_at: Date;
   created_at: Date;
   updated_at: Date;
@@ -35,4 +39,22 @@ export interface RecordRow {
   seq: string;
   created_at: Date;
   updated_at: Date;
+}
+
+/** A row of `key_rotations`: a staged key rotation in progress (at most one per vault). */
+export interface KeyRotationRow {
+  id: string;
+  user_id: string;
+  vault_id: string;
+  created_at: Date;
+}
+
+/** A row of `staged_records`: one record re-encrypted under the next key, waiting for the commit. */
+export interface StagedRecordRow {
+  id: string;
+  user_id: string;
+  rotation_id: string;
+  record_id: string;
+  base_version: number;
+  ciphertext: Buffer;
 }

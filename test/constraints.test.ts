@@ -152,10 +152,15 @@ describe('updated_at is set by the database on every UPDATE', () => {
     expect(await isLater('vaults', vault.id, before)).toBe(true);
   });
 
-  test('vaults: moving only the feed counters (what every push does) leaves updated_at alone', async () => {
+  test('vaults: moving only the counters (what every write to records does) leaves updated_at alone', async () => {
     const vault = await insertVault();
     const before = await updatedAt('vaults', vault.id);
     await db.pool.query('update vaults set last_seq = last_seq + 5, purged_seq = purged_seq + 1 where id = $1', [vault.id]);
+    // Records written, so the triggers move every counter: an insert, an update and a delete.
+    const id = await insertRecord(vault);
+    await db.pool.query('update records set ciphertext = $1 where id = $2', [randomBytes(40), id]);
+    await db.pool.query('delete from records where id = $1', [id]);
+    await db.pool.query('update vaults set version_floor = version_floor + 1, record_count = record_count + 2, stored_bytes = stored_bytes + 64 where id = $1', [vault.id]);
     expect(await updatedAt('vaults', vault.id)).toBe(before);
     await db.pool.query(`update vaults set updated_at = '2000-01-01T00:00:00Z' where id = $1`, [vault.id]);
     expect(await isLater('vaults', vault.id, before)).toBe(true);
@@ -175,6 +180,14 @@ describe('updated_at is set by the database on every UPDATE', () => {
     await db.pool.query(`update records set updated_at = '2000-01-01T00:00:00Z' where id = $1`, [id]);
     expect(await isLater('records', id, before)).toBe(true);
   });
+});
+
+test('vaults: a new key version (a rotation) is a change of the vault itself and moves updated_at', async () => {
+  const vault = await insertVault();
+  const { rows } = await db.pool.query<{ at: string }>('select updated_at::text as at from vaults where id = $1', [vault.id]);
+  await db.pool.query('update vaults set key_version = key_version + 1 where id = $1', [vault.id]);
+  const { rows: later } = await db.pool.query<{ later: boolean }>('select updated_at > $2::timestamptz as later from vaults where id = $1', [vault.id, rows[0]!.at]);
+  expect(later[0]!.later).toBe(true);
 });
 
 describe('check records_tombstone_is_empty', () => {

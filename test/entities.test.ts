@@ -6,7 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { LockMode, OptimisticLockError, ref } from '@mikro-orm/core';
-import { Vault, VaultRecord } from '../src/entities/index.js';
+import { KeyRotation, StagedRecord, Vault, VaultRecord } from '../src/entities/index.js';
+import { insertChosenVersions } from '../src/sync/initial-version.js';
 import type { KdfParams } from '../src/envelope.js';
 import { ValidationError } from '../src/errors.js';
 import { createTestOrm, type TestOrm } from './support/database.js';
@@ -51,6 +52,51 @@ test('removing a record from a loaded vault.records deletes its row (orphan remo
   await em.flush();
 
   expect(await recordRowIds(vault.id)).toEqual([records[1]!.id]);
+  // A live record vanished without a tombstone: no device could learn of it from the feed, so the
+  // database makes every device resync (purged_seq moves to a new head) and keeps its version.
+  const { rows } = await db.pool.query<{ last_seq: string; purged_seq: string; version_floor: number; record_count: number }>(
+    'select last_seq, purged_seq, version_floor, record_count from vaults where id = $1',
+    [vault.id],
+  );
+  expect(rows[0]).toEqual({ last_seq: '3', purged_seq: '3', version_floor: 1, record_count: 1 });
+});
+
+describe('a new record\'s first version', () => {
+  test('MikroORM 6 leaves an explicit version out of the INSERT, and the database refuses the result at or below the floor', async () => {
+    const { vault } = await seedVault(1);
+    await db.pool.query('delete from records where vault_id = $1', [vault.id]);
+    const em = db.orm.em.fork();
+    const record = new VaultRecord(ref(Vault, vault.id), vault.userId, 'again', ciphertext(), 10, 5);
+    em.persist(record);
+    // Inserted at the column default (1), which the floor (1, from the deleted row) refuses.
+    await expect(em.flush()).rejects.toMatchObject({ code: '23514' });
+    expect(await recordRowIds(vault.id)).toEqual([]);
+  });
+
+  test('with the sync service\'s flush listener, the chosen version is the one written', async () => {
+    const { vault } = await seedVault(1);
+    await db.pool.query('delete from records where vault_id = $1', [vault.id]);
+    const em = db.orm.em.fork();
+    em.getEventManager().registerSubscriber(insertChosenVersions);
+    const records = [5, 5].map((version, i) => new VaultRecord(ref(Vault, vault.id), vault.userId, `again-${i}`, ciphertext(), 10 + i, version));
+    em.persist(records);
+    await em.flush();
+    const { rows } = await db.pool.query<{ version: number }>('select version from records where vault_id = $1 order by seq', [vault.id]);
+    expect(rows).toEqual([{ version: 5 }, { version: 5 }]);
+    expect(records.map((r) => r.version)).toEqual([5, 5]);
+  });
+});
+
+test('staged rotations are entities: a rotation and its staged records go with their vault', async () => {
+  const { vault } = await seedVault(1);
+  const em = db.orm.em.fork();
+  const rotation = new KeyRotation(ref(Vault, vault.id), vault.userId);
+  em.persist([rotation, new StagedRecord(ref(rotation), vault.userId, 'r1', 1, ciphertext())]);
+  await em.flush();
+  const count = async () => (await db.pool.query<{ n: number }>('select (select count(*) from key_rotations where vault_id = $1)::int + (select count(*) from staged_records where rotation_id = $2)::int as n', [vault.id, rotation.id])).rows[0]!.n;
+  expect(await count()).toBe(2);
+  await db.pool.query('delete from vaults where id = $1', [vault.id]);
+  expect(await count()).toBe(0);
 });
 
 describe('optimistic locking', () => {

@@ -56,6 +56,12 @@ export class VaultRecord {
   @Property({ type: 'blob' })
   ciphertext: Buffer;
 
+  /**
+   * The optimistic lock. A new record starts above its vault's `versionFloor` (never at a version
+   * a deleted record of the vault had); MikroORM leaves a `version: true` property out of its
+   * INSERT, so the sync service puts the chosen value back for the flush (see
+   * `src/sync/initial-version.ts`), and the database refuses any insert at or below the floor.
+   */
   @Property({ type: 'integer', version: true, default: 1 })
   version!: number;
 
@@ -80,12 +86,14 @@ export class VaultRecord {
    * @param recordId the client's id
    * @param ciphertext the encrypted bookmark
    * @param seq the feed position handed out for this write
+   * @param version the first version, above the vault's `versionFloor`; the column default (1) when omitted
    */
-  constructor(vault: Ref<Vault>, userId: string, recordId: string, ciphertext: Buffer, seq: number) {
+  constructor(vault: Ref<Vault>, userId: string, recordId: string, ciphertext: Buffer, seq: number, version?: number) {
     this.vault = vault;
     this.userId = userId;
     this.recordId = recordId;
     this.ciphertext = ciphertext;
     this.seq = seq;
+    if (version !== undefined) this.version = version;
   }
 }

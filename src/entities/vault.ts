@@ -20,12 +20,25 @@ import { VaultRecord } from './vault-record.js';
  * a plaintext key.
  *
  * The envelope is validated whenever a vault is created or its envelope changes, so an invalid or
- * weak envelope can't be flushed. `version` is the envelope's optimistic lock; the feed counters
- * (`lastSeq`, `purgedSeq`) are moved only by the sync service's locked SQL, so pushes never bump it.
+ * weak envelope can't be flushed. `version` is the envelope's optimistic lock. The counters
+ * (`lastSeq`, `purgedSeq`, `versionFloor`, `recordCount`, `storedBytes`) are maintained by the
+ * database's triggers on `records` (see Migration20261130100200), for every writer, so pushes never
+ * bump `version` and no code writes them through this entity.
  */
 @Entity({ tableName: 'vaults' })
 export class Vault {
-  [OptionalProps]?: 'version' | 'enabledAt' | 'createdAt' | 'updatedAt' | 'lastSeq' | 'purgedSeq' | 'deviceFingerprint';
+  [OptionalProps]?:
+    | 'version'
+    | 'enabledAt'
+    | 'createdAt'
+    | 'updatedAt'
+    | 'lastSeq'
+    | 'purgedSeq'
+    | 'versionFloor'
+    | 'keyVersion'
+    | 'recordCount'
+    | 'storedBytes'
+    | 'deviceFingerprint';
 
   @PrimaryKey({ type: 'uuid', defaultRaw: 'gen_random_uuid()' })
   id: string = randomUUID();
@@ -55,9 +68,31 @@ export class Vault {
   @Property({ type: new BigIntType('number'), default: 0 })
   lastSeq!: number;
 
-  /** Highest feed position of a tombstone that `purgeTombstones` removed; older cursors must resync. */
+  /**
+   * Cursors below this position must resync: the highest position of a deleted tombstone, or the
+   * head at the moment a live record was deleted (a change no device could otherwise learn of).
+   */
   @Property({ type: new BigIntType('number'), default: 0 })
   purgedSeq!: number;
+
+  /**
+   * Highest version of any record row ever deleted from this vault (purged tombstones, raw
+   * deletes). New records start above it, so a version of a record id is never used twice.
+   */
+  @Property({ type: 'integer', default: 0 })
+  versionFloor!: number;
+
+  /** Generation of the vault key: 1 when enabled, + 1 on every rotation (a rewrap keeps it). */
+  @Property({ type: 'integer', default: 1 })
+  keyVersion!: number;
+
+  /** Live records (tombstones not counted), for the per-vault quota. */
+  @Property({ type: 'integer', default: 0 })
+  recordCount!: number;
+
+  /** Bytes of ciphertext of the live records, for the per-vault quota. */
+  @Property({ type: new BigIntType('number'), default: 0 })
+  storedBytes!: number;
 
   @Property({ type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()' })
   enabledAt!: Date;

@@ -8,6 +8,8 @@ import { Migration } from '@mikro-orm/migrations';
 const USER_TABLES: readonly (readonly [table: string, before: 'app.user_id setting' | 'none'])[] = [
   ['vaults', 'app.user_id setting'],
   ['records', 'app.user_id setting'],
+  ['key_rotations', 'app.user_id setting'],
+  ['staged_records', 'app.user_id setting'],
 ];
 
 /** Row-level security on `table`: only the user whose signed claim this transaction presents. */

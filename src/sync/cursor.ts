@@ -4,22 +4,36 @@
  * a cursor from another vault, or from before the vault was disabled and enabled again (a new id),
  * can't be continued.
  *
+ * It also carries the vault's purge horizon (`purged_seq`) as the server last checked it
+ * (`horizon`). Every row at or below that position was written before the check, so a device that
+ * pulled from scratch after it never saw the records whose tombstones lie there: purging them
+ * can't make it miss a delete. That is what lets a full resync page through a vault whose purge
+ * horizon lies above its first pages (issue #12.1's rules would otherwise refuse page 2).
+ *
+ * Format: `v2.<vault id>.<seq>.<horizon>`; `v1.<vault id>.<seq>` (before the horizon) is still
+ * read, with horizon 0.
+ *
  * @module
  */
 import { ResyncRequiredError } from '../errors.js';
 
-const PREFIX = 'v1';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const NUMBER = /^\d{1,15}$/;
 
 /** A decoded cursor. */
 export interface CursorPosition {
   vaultId: string;
   seq: number;
+  /** The vault's purge horizon when the server last accepted this device's position. */
+  horizon: number;
 }
 
-/** Encodes a feed position as an opaque cursor. */
-export function encodeCursor(vaultId: string, seq: number): string {
-  return Buffer.from(`${PREFIX}.${vaultId}.${seq}`, 'utf8').toString('base64url');
+/**
+ * Encodes a feed position as an opaque cursor.
+ * @param horizon the vault's `purged_seq`, read in the same transaction that vouched for `seq`
+ */
+export function encodeCursor(vaultId: string, seq: number, horizon = 0): string {
+  return Buffer.from(`v2.${vaultId}.${seq}.${horizon}`, 'utf8').toString('base64url');
 }
 
 /**
@@ -28,13 +42,12 @@ export function encodeCursor(vaultId: string, seq: number): string {
  * @throws ResyncRequiredError when it is malformed
  */
 export function parseCursor(cursor: string): CursorPosition {
-  if (cursor.length > 128 || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw new ResyncRequiredError('the cursor is malformed');
+  const malformed = () => new ResyncRequiredError('the cursor is malformed');
+  if (cursor.length > 128 || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw malformed();
   const [prefix, id, seqText, ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('.');
-  const seq = Number(seqText);
-  if (prefix !== PREFIX || rest.length > 0 || id === undefined || !UUID.test(id) || !/^\d{1,15}$/.test(seqText ?? '') || !Number.isSafeInteger(seq)) {
-    throw new ResyncRequiredError('the cursor is malformed');
-  }
-  return { vaultId: id, seq };
+  const horizonText = prefix === 'v2' && rest.length === 1 ? rest[0] : prefix === 'v1' && rest.length === 0 ? '0' : undefined;
+  if (horizonText === undefined || id === undefined || !UUID.test(id) || !NUMBER.test(seqText ?? '') || !NUMBER.test(horizonText)) throw malformed();
+  return { vaultId: id, seq: Number(seqText), horizon: Number(horizonText) };
 }
 
 /** What a cursor is checked against: the vault's id and feed head, read in the same transaction. */
@@ -45,16 +58,29 @@ export interface FeedHead {
 }
 
 /**
- * The feed position a device continues from: 0 without a cursor, otherwise the cursor's, once it
- * is known to belong to this vault and not to lie ahead of its head. With `unpurged`, a cursor
- * older than purged tombstones is refused too (a pull would silently miss those deletes).
+ * The feed position a device continues from: the cursor's, once it is known to belong to this
+ * vault and not to lie ahead of its head, and unless a purge since may have removed a tombstone the
+ * device never saw: the vault's purge horizon (`purgedSeq`) is above both the cursor's position
+ * and the horizon the cursor was last accepted at. Such a device would silently miss a delete on
+ * a pull, and could act on a record it doesn't know was deleted on a push. (Every tombstone at or
+ * below the cursor's horizon already existed when the device's view began, so the device never
+ * received its record alive.) Issue the next cursor with the current `purgedSeq` as its horizon.
+ *
+ * Without a cursor, a pull starts from 0 (it is the resync). A push without a cursor is refused
+ * once the vault has a purge horizon: a device that has seen nothing may hold records from before
+ * it (issue #12.1: it could re-create a record whose deletion it never saw).
  * @throws ResyncRequiredError when the cursor can't be continued
  */
-export function resumePosition(cursor: CursorPosition | null, head: FeedHead, options: { unpurged: boolean }): number {
-  if (cursor === null) return 0;
+export function resumePosition(cursor: CursorPosition | null, head: FeedHead, call: 'pull' | 'push'): number {
+  if (cursor === null) {
+    if (call === 'push' && head.purgedSeq > 0) {
+      throw new ResyncRequiredError('this vault has purged deletions, and a push without a cursor may predate them; pull first and push with the cursor');
+    }
+    return 0;
+  }
   checkVault(cursor, head.vaultId);
-  if (cursor.seq > head.lastSeq) throw new ResyncRequiredError('the cursor is ahead of the vault');
-  if (options.unpurged && cursor.seq < head.purgedSeq) throw new ResyncRequiredError('deletions this cursor had not seen were purged');
+  if (cursor.seq > head.lastSeq || cursor.horizon > head.lastSeq) throw new ResyncRequiredError('the cursor is ahead of the vault');
+  if (head.purgedSeq > Math.max(cursor.seq, cursor.horizon)) throw new ResyncRequiredError('deletions this cursor had not seen were purged');
   return cursor.seq;
 }
 

@@ -2,10 +2,12 @@
  * The change feed's SQL: the deliberate hot paths that bypass the unit of work.
  *
  * Why the feed is gap-free: every write to a vault's records first locks the vault row and takes
- * the next feed positions from the counter on it (`vaults.last_seq`), and every written row gets a
- * fresh position. PostgreSQL makes a transaction visible before it releases its locks, so the next
- * writer can only read the counter after the previous push is visible: a reader that sees position
- * `s` sees every committed change below `s`. A rolled-back push rolls its counter bump back too.
+ * the next feed positions after the counter on it (`vaults.last_seq`), and every written row gets a
+ * fresh position; the database's triggers raise the counter to the highest position written, and
+ * raw SQL writers that leave `seq` to the database take theirs under the same lock. PostgreSQL
+ * makes a transaction visible before it releases its locks, so the next writer can only read the
+ * counter after the previous one is visible: a reader that sees position `s` sees every committed
+ * change below `s`. A rolled-back write rolls its counter back too.
  * `updated_at` or a database sequence can't do this: both are taken before commit, and
  * transactions commit out of order.
  *
@@ -15,21 +17,38 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { FeedHead } from './cursor.js';
 import type { RecordState } from './types.js';
 
+/** The vault row as a push, a rotation or a purge reads it under the vault row lock. */
+export interface LockedVault extends FeedHead {
+  versionFloor: number;
+  keyVersion: number;
+  recordCount: number;
+  storedBytes: number;
+}
+
 /**
- * Locks the user's vault row (waiting at most the transaction's `lock_timeout`) and reserves
- * `count` feed positions, `lastSeq + 1 .. lastSeq + count`, in one round trip; the head returned
- * is the one before the reservation. Unused positions
- * are harmless holes: readers only ever ask for "after my cursor".
+ * Locks the user's vault row (waiting at most the transaction's `lock_timeout`) and reads its head
+ * and counters, without writing anything: feed positions are assigned by the caller, in memory,
+ * only to rows it actually writes (`lastSeq + 1`, `+ 2`, ...), and the database's triggers move
+ * `last_seq` and the counters when those rows are written. A call that writes nothing leaves the
+ * vault row exactly as it was.
  *
  * @returns null when the user has no vault
  */
-export async function lockVaultAndReserve(em: EntityManager, userId: string, count: number): Promise<FeedHead | null> {
-  const rows = await em.execute<{ id: string; last_seq: string; purged_seq: string }[]>(
-    'update vaults set last_seq = last_seq + ? where user_id = ? returning id, last_seq - ? as last_seq, purged_seq',
-    [count, userId, count],
-  );
+export async function lockVault(em: EntityManager, userId: string): Promise<LockedVault | null> {
+  const rows = await em.execute<
+    { id: string; last_seq: string; purged_seq: string; version_floor: number; key_version: number; record_count: number; stored_bytes: string }[]
+  >('select id, last_seq, purged_seq, version_floor, key_version, record_count, stored_bytes from vaults where user_id = ? for update', [userId]);
   const row = rows[0];
-  return row ? { vaultId: row.id, lastSeq: Number(row.last_seq), purgedSeq: Number(row.purged_seq) } : null;
+  if (!row) return null;
+  return {
+    vaultId: row.id,
+    lastSeq: Number(row.last_seq),
+    purgedSeq: Number(row.purged_seq),
+    versionFloor: row.version_floor,
+    keyVersion: row.key_version,
+    recordCount: row.record_count,
+    storedBytes: Number(row.stored_bytes),
+  };
 }
 
 /** One page of the feed, read in a single statement, so it and the head come from one snapshot. */
@@ -109,24 +128,18 @@ export async function readFeedPage(em: EntityManager, userId: string, afterSeq: 
 }
 
 /**
- * Deletes the vault's tombstones last written before `olderThan` and raises `purged_seq` to the
- * highest position removed, so cursors that had not seen them must resync instead of silently
- * missing a delete. Runs under the vault row lock.
+ * Deletes the vault's tombstones last written before `olderThan`. The delete trigger raises
+ * `purged_seq` to the highest position removed (cursors that had not seen them must resync) and
+ * `version_floor` to the highest version removed (so the record ids can't start over at a version
+ * a device still remembers). Runs under the vault row lock.
  *
- * @returns how many tombstones were removed
+ * @returns how many tombstones were removed, or null when the user has no vault
  */
-export async function purgeVaultTombstones(em: EntityManager, userId: string, olderThan: Date): Promise<number> {
+export async function purgeVaultTombstones(em: EntityManager, userId: string, olderThan: Date): Promise<number | null> {
   // Lock first, in its own statement, so the delete below reads a snapshot taken after any push
   // that held the lock has committed.
-  const locked = await em.execute<{ id: string }[]>('select id from vaults where user_id = ? for update', [userId]);
-  const vaultId = locked[0]?.id;
-  if (vaultId === undefined) return 0;
-  const rows = await em.execute<{ purged: string }[]>(
-    `with gone as (delete from records where vault_id = ? and deleted and updated_at < ? returning seq),
-          bump as (update vaults set purged_seq = greatest(purged_seq, (select max(seq) from gone))
-                   where id = ? and exists (select 1 from gone))
-     select count(*) as purged from gone`,
-    [vaultId, olderThan, vaultId],
-  );
-  return Number(rows[0]?.purged ?? 0);
+  const head = await lockVault(em, userId);
+  if (!head) return null;
+  const result = await em.execute<{ affectedRows: number }>('delete from records where vault_id = ? and deleted and updated_at < ?', [head.vaultId, olderThan], 'run');
+  return result.affectedRows;
 }

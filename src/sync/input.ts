@@ -92,7 +92,16 @@ function checkCiphertext(value: unknown, path: string, recordId: string | undefi
     over.push(withRecord({ path, rule: `ciphertext is ${value.length} bytes; the limit is ${limits.maxRecordBytes}` }, recordId));
     return null;
   }
-  return Buffer.from(value.buffer, value.byteOffset, value.length);
+  // A copy, not a view: a caller that reuses its buffer as soon as the call returns a promise must
+  // not change what is written.
+  return Buffer.from(value);
+}
+
+/** Adds a violation when the ciphertexts together are more than `max` bytes. */
+function checkTotalBytes(ciphertexts: (Buffer | null)[], max: number, path: string, what: string, over: RuleViolation[]): void {
+  let total = 0;
+  for (const c of ciphertexts) total += c?.length ?? 0;
+  if (total > max) over.push({ path, rule: `${what} carries at most ${max} bytes of ciphertext, not ${total}; split it` });
 }
 
 /** The parts every entry of a push or a rotation shares, checked by {@link eachEntry}. */
@@ -134,6 +143,8 @@ export interface ValidPush {
   changes: ValidChange[];
   atomic: boolean;
   cursor: string | null;
+  /** The key version the ciphertext was encrypted under, when the push says. */
+  keyVersion: number | null;
 }
 
 /**
@@ -144,9 +155,17 @@ export function validatePush(input: unknown, limits: SyncLimits): ValidPush {
   const out: RuleViolation[] = [];
   const over: RuleViolation[] = [];
   if (typeof input !== 'object' || input === null) throw new ValidationError([{ path: '(input)', rule: `must be an object, not ${describeType(input)}` }]);
-  const { changes, atomic, cursor } = input as Record<string, unknown>;
+  const { changes, atomic, cursor, keyVersion } = input as Record<string, unknown>;
   if (atomic !== undefined && typeof atomic !== 'boolean') out.push({ path: 'atomic', rule: 'must be a boolean' });
   const validCursor = checkCursor(cursor, out);
+  let validKeyVersion: number | null = null;
+  if (keyVersion !== undefined && keyVersion !== null) {
+    if (typeof keyVersion !== 'number' || !Number.isInteger(keyVersion) || keyVersion < 1 || keyVersion > MAX_INT4) {
+      out.push({ path: 'keyVersion', rule: `must be an integer from 1 to ${MAX_INT4}, not ${typeof keyVersion === 'number' ? String(keyVersion) : describeType(keyVersion)}` });
+    } else {
+      validKeyVersion = keyVersion;
+    }
+  }
   if (!Array.isArray(changes)) {
     out.push({ path: 'changes', rule: `must be an array, not ${describeType(changes)}` });
     fail(out, over);
@@ -168,8 +187,9 @@ export function validatePush(input: unknown, limits: SyncLimits): ValidPush {
     }
     if (recordId !== undefined) valid.push({ recordId, baseVersion, ciphertext });
   });
+  checkTotalBytes(valid.map((c) => c.ciphertext), limits.maxPushBytes, 'changes', 'a push', over);
   fail(out, over);
-  return { changes: valid, atomic: atomic === true, cursor: validCursor };
+  return { changes: valid, atomic: atomic === true, cursor: validCursor, keyVersion: validKeyVersion };
 }
 
 function checkCursor(cursor: unknown, out: RuleViolation[]): string | null {
@@ -250,9 +270,38 @@ export function validateRewrap(input: unknown): ValidRewrap {
   return { ...validateEnvelope({ wrappedKey: given.wrappedKey, salt: given.salt, kdfParams: given.kdfParams }), expectedVersion };
 }
 
+/** A re-encrypted record after validation. */
+export interface ValidReencrypted {
+  recordId: string;
+  baseVersion: number;
+  ciphertext: Buffer;
+}
+
 /** Validated input of `rotateKey`. */
 export interface ValidRotate extends ValidRewrap {
-  records: { recordId: string; baseVersion: number; ciphertext: Buffer }[];
+  records: ValidReencrypted[];
+}
+
+/**
+ * Validates the re-encrypted records of one `rotateKey` or `stageKeyRotation` call, within the
+ * per-call limits (count and total bytes) and the per-record ones.
+ * @throws ValidationError | LimitExceededError
+ */
+function validateReencrypted(records: unknown, limits: SyncLimits, call: string): ValidReencrypted[] {
+  const out: RuleViolation[] = [];
+  const over: RuleViolation[] = [];
+  if (!Array.isArray(records)) throw new ValidationError([{ path: 'records', rule: `must be an array, not ${describeType(records)}` }]);
+  if (records.length > limits.maxRotationRecords) {
+    throw new LimitExceededError([{ path: 'records', rule: `${call} carries at most ${limits.maxRotationRecords} records, not ${records.length}; stage a larger rotation in chunks` }]);
+  }
+  const valid: ValidReencrypted[] = [];
+  eachEntry(records, 'records', 'call', limits, out, ({ path, entry, recordId, baseVersion }) => {
+    const ciphertext = checkCiphertext(entry.ciphertext, `${path}.ciphertext`, recordId, limits, out, over);
+    if (recordId !== undefined && ciphertext) valid.push({ recordId, baseVersion, ciphertext });
+  });
+  checkTotalBytes(valid.map((r) => r.ciphertext), limits.maxRotationBytes, 'records', call, over);
+  fail(out, over);
+  return valid;
 }
 
 /**
@@ -261,20 +310,83 @@ export interface ValidRotate extends ValidRewrap {
  */
 export function validateRotate(input: unknown, limits: SyncLimits): ValidRotate {
   const base = validateRewrap(input);
-  const { records } = asObject(input);
-  const out: RuleViolation[] = [];
-  const over: RuleViolation[] = [];
-  if (!Array.isArray(records)) throw new ValidationError([{ path: 'records', rule: `must be an array, not ${describeType(records)}` }]);
-  if (records.length > limits.maxRotationRecords) {
-    throw new LimitExceededError([{ path: 'records', rule: `a rotation re-encrypts at most ${limits.maxRotationRecords} records, not ${records.length}` }]);
+  return { ...base, records: validateReencrypted(asObject(input).records, limits, 'a rotateKey call') };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function checkRotationId(value: unknown): string {
+  if (typeof value !== 'string' || !UUID.test(value)) {
+    throw new ValidationError([{ path: 'rotationId', rule: `must be the rotationId beginKeyRotation returned (a lower-case UUID), not ${typeof value === 'string' ? 'that string' : describeType(value)}` }]);
   }
-  const valid: ValidRotate['records'] = [];
-  eachEntry(records, 'records', 'rotation', limits, out, ({ path, entry, recordId, baseVersion }) => {
-    const ciphertext = checkCiphertext(entry.ciphertext, `${path}.ciphertext`, recordId, limits, out, over);
-    if (recordId !== undefined && ciphertext) valid.push({ recordId, baseVersion, ciphertext });
-  });
-  fail(out, over);
-  return { ...base, records: valid };
+  return value;
+}
+
+/**
+ * Validates `beginKeyRotation` input.
+ * @throws ValidationError
+ */
+export function validateBeginRotation(input: unknown): { expectedVersion: number } {
+  const out: RuleViolation[] = [];
+  const expectedVersion = checkVersion(asObject(input).expectedVersion, 'expectedVersion', undefined, out);
+  if (out.length > 0) throw new ValidationError(out);
+  return { expectedVersion };
+}
+
+/** Validated input of `stageKeyRotation`. */
+export interface ValidStage {
+  rotationId: string;
+  records: ValidReencrypted[];
+  remove: string[];
+}
+
+/**
+ * Validates `stageKeyRotation` input: the rotation id, one chunk of records within the per-call
+ * limits, and the ids to remove. An id may not be both staged and removed in one call.
+ * @throws ValidationError | LimitExceededError
+ */
+export function validateStage(input: unknown, limits: SyncLimits): ValidStage {
+  const given = asObject(input);
+  const rotationId = checkRotationId(given.rotationId);
+  const remove = given.remove ?? [];
+  if (!Array.isArray(remove)) throw new ValidationError([{ path: 'remove', rule: `must be an array of record ids, not ${describeType(remove)}` }]);
+  if (remove.length > limits.maxRotationRecords) {
+    throw new LimitExceededError([{ path: 'remove', rule: `a stageKeyRotation call removes at most ${limits.maxRotationRecords} records, not ${remove.length}` }]);
+  }
+  const records = validateReencrypted(given.records, limits, 'a stageKeyRotation call');
+  const out: RuleViolation[] = [];
+  const staged = new Set(records.map((r) => r.recordId));
+  const removed = new Set<string>();
+  for (let i = 0; i < remove.length; i++) {
+    const id = checkRecordId(remove[i], `remove.${i}`, limits, out);
+    if (id === undefined) continue;
+    if (staged.has(id)) out.push({ path: `remove.${i}`, rule: 'is also staged in this call', recordId: id });
+    removed.add(id);
+  }
+  if (out.length > 0) throw new ValidationError(out);
+  return { rotationId, records, remove: [...removed] };
+}
+
+/** Validated input of `commitKeyRotation`. */
+export interface ValidCommit extends ValidRewrap {
+  rotationId: string;
+}
+
+/**
+ * Validates `commitKeyRotation` input: the rotation id and the new envelope.
+ * @throws ValidationError
+ */
+export function validateCommit(input: unknown): ValidCommit {
+  const rotationId = checkRotationId(asObject(input).rotationId);
+  return { ...validateRewrap(input), rotationId };
+}
+
+/**
+ * Validates `abortKeyRotation` input.
+ * @throws ValidationError
+ */
+export function validateAbort(input: unknown): { rotationId: string } {
+  return { rotationId: checkRotationId(asObject(input).rotationId) };
 }
 
 /** Validated input of `purgeTombstones`. */

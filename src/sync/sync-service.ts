@@ -7,17 +7,47 @@ import { LockMode, ref, UniqueConstraintViolationException } from '@mikro-orm/co
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Vault } from '../entities/vault.js';
 import { VaultRecord } from '../entities/vault-record.js';
-import { VaultAlreadyEnabledError, VaultNotFoundError, VersionConflictError } from '../errors.js';
+import {
+  ConfigurationError,
+  LimitExceededError,
+  PurgeIncompleteError,
+  RotationNotFoundError,
+  StaleKeyError,
+  TransientError,
+  VaultAlreadyEnabledError,
+  VaultNotFoundError,
+  VersionConflictError,
+  type PurgeReport,
+  type RotationMismatch,
+} from '../errors.js';
 import { encodeCursor, parseCursor, resumePosition } from './cursor.js';
-import { lockVaultAndReserve, purgeVaultTombstones, readFeedPage } from './feed.js';
-import { validateEnable, validatePull, validatePurge, validatePush, validateRewrap, validateRotate, validateUserId } from './input.js';
-import { judge } from './judge.js';
+import { lockVault, purgeVaultTombstones, readFeedPage } from './feed.js';
+import { insertChosenVersions } from './initial-version.js';
+import {
+  validateAbort,
+  validateBeginRotation,
+  validateCommit,
+  validateEnable,
+  validatePull,
+  validatePurge,
+  validatePush,
+  validateRewrap,
+  validateRotate,
+  validateStage,
+  validateUserId,
+  type ValidChange,
+} from './input.js';
+import { judge, MAX_VERSION } from './judge.js';
+import { VaultUsage } from './quota.js';
 import { resolveSyncOptions } from './options.js';
+import { compareStaged, deleteRotation, dropRotations, lockRotation, openRotation, stageRecords, stagedTotals, swapStaged } from './staged-rotation.js';
 import { classifyFailure } from './transient.js';
 import { VaultGate } from './vault-gate.js';
 import { CLAIM_LIFETIME_SECONDS, presentClaim, signClaim } from './claim.js';
 import { ClaimKeySource, claimRefused } from './claim-key.js';
 import {
+  type BeginKeyRotationInput,
+  type CommitKeyRotationInput,
   type Conflict,
   type EnableVaultInput,
   type PullInput,
@@ -27,6 +57,7 @@ import {
   type RecordState,
   type RewrapKeyInput,
   type RotateKeyInput,
+  type StageKeyRotationInput,
   type SyncLimits,
   type SyncServiceOptions,
   type VaultInfo,
@@ -109,59 +140,67 @@ export class SyncService {
    * Applies a batch of changes in one transaction and one flush of the unit of work. Changes whose
    * `baseVersion` is stale come back as conflicts with the server's state; with `atomic: true`,
    * any conflict means nothing is applied. Re-sending a push whose response was lost is safe.
+   * A push that writes nothing (empty, all conflicts, all already applied, or atomic with a
+   * conflict) sends no write statement at all: both tables stay exactly as they were.
    *
-   * @throws VaultNotFoundError | ValidationError | LimitExceededError | ResyncRequiredError | TransientError
+   * @throws VaultNotFoundError | ValidationError | LimitExceededError | ResyncRequiredError | StaleKeyError | TransientError
    */
   async push(userId: string, input: PushInput): Promise<PushResult> {
     const owner = validateUserId(userId);
-    const { changes, atomic, cursor } = validatePush(input, this.limits);
+    const { changes, atomic, cursor, keyVersion } = validatePush(input, this.limits);
     return this.transaction(owner, async (em) => {
-      const head = await lockVaultAndReserve(em, owner, changes.length);
+      const head = await lockVault(em, owner);
       if (!head) throw new VaultNotFoundError(owner);
-      // Purged tombstones don't stop a push: its cursor comes back unchanged and the next pull resyncs.
-      const since = resumePosition(cursor === null ? null : parseCursor(cursor), head, { unpurged: false });
+      const since = resumePosition(cursor === null ? null : parseCursor(cursor), head, 'push');
+      checkKeyVersion(changes, keyVersion, head.keyVersion);
 
       const current = changes.length === 0 ? [] : await em.find(VaultRecord, { vault: head.vaultId, recordId: { $in: changes.map((c) => c.recordId) } });
       const byId = new Map(current.map((r) => [r.recordId, r]));
       const applied: PushResult['applied'] = [];
       const confirmed: PushResult['applied'] = [];
       const conflicts: Conflict[] = [];
+      const usage = new VaultUsage(head, this.limits);
       // Deferred until every change is judged: em.transactional flushes whatever is dirty on
-      // commit, so a rejected atomic push must not have touched a managed entity.
+      // commit, so a rejected push must not have touched a managed entity.
       const writes: (() => void)[] = [];
-      let seq = head.lastSeq;
-      for (const change of changes) {
+      changes.forEach((change, index) => {
         const record = byId.get(change.recordId);
-        const verdict = judge(change, record);
+        const verdict = judge(change, record, head.versionFloor);
         if (verdict.kind === 'conflict') {
           conflicts.push({ recordId: change.recordId, reason: verdict.reason, server: record ? toRecordState(record) : null });
-        } else if (verdict.kind === 'already_applied') {
+          return;
+        }
+        if (verdict.kind === 'already_applied') {
           applied.push({ recordId: change.recordId, version: verdict.version });
           confirmed.push({ recordId: change.recordId, version: verdict.version });
-        } else {
-          const position = ++seq;
-          applied.push({ recordId: change.recordId, version: change.baseVersion + 1 });
-          writes.push(() => {
-            const ciphertext = change.ciphertext ?? EMPTY;
-            if (record) {
-              record.ciphertext = ciphertext;
-              record.deleted = change.ciphertext === null;
-              record.seq = position;
-            } else {
-              em.persist(new VaultRecord(ref(Vault, head.vaultId), owner, change.recordId, ciphertext, position));
-            }
-          });
+          return;
         }
-      }
+        // Positions go to written rows only, in order, right after the locked head.
+        const position = head.lastSeq + writes.length + 1;
+        applied.push({ recordId: change.recordId, version: verdict.version });
+        usage.add(`changes.${index}`, change.recordId, record && !record.deleted ? record.ciphertext.length : null, change.ciphertext?.length ?? null);
+        writes.push(() => {
+          const ciphertext = change.ciphertext ?? EMPTY;
+          if (record) {
+            record.ciphertext = ciphertext;
+            record.deleted = change.ciphertext === null;
+            record.seq = position;
+          } else {
+            em.persist(new VaultRecord(ref(Vault, head.vaultId), owner, change.recordId, ciphertext, position, verdict.version));
+          }
+        });
+      });
 
-      // Past this push's positions only when the device had seen everything before them; positions
-      // reserved but not written are empty, so skipping them skips nothing.
-      const cursorOut = encodeCursor(head.vaultId, since === head.lastSeq ? head.lastSeq + changes.length : since);
-      if (atomic && conflicts.length > 0) {
-        // Nothing of this push is written; changes an earlier attempt already applied stay reported.
-        return { applied: confirmed, conflicts, cursor: cursorOut };
+      if (atomic && conflicts.length > 0) writes.length = 0;
+      // Past this push's own rows only when the device had seen everything before them.
+      const cursorOut = encodeCursor(head.vaultId, since === head.lastSeq ? head.lastSeq + writes.length : since, head.purgedSeq);
+      if (writes.length === 0) {
+        // Nothing to write: no flush. Changes an earlier attempt already applied stay reported.
+        return { applied: atomic && conflicts.length > 0 ? confirmed : applied, conflicts, cursor: cursorOut };
       }
+      usage.check();
       for (const write of writes) write();
+      em.getEventManager().registerSubscriber(insertChosenVersions);
       await em.flush();
       return { applied, conflicts, cursor: cursorOut };
     });
@@ -181,12 +220,12 @@ export class SyncService {
       const position = cursor === null ? null : parseCursor(cursor);
       const page = await readFeedPage(em, owner, position?.seq ?? 0, limit, maxBytes);
       if (!page) throw new VaultNotFoundError(owner);
-      resumePosition(position, page, { unpurged: true });
+      resumePosition(position, page, 'pull');
       const last = page.changes.at(-1)?.seq;
       const next = page.hasMore ? (last as number) : page.lastSeq;
       return {
         changes: page.changes.map(({ seq: _seq, ...state }) => state),
-        cursor: encodeCursor(page.vaultId, next),
+        cursor: encodeCursor(page.vaultId, next, page.purgedSeq),
         hasMore: page.hasMore,
       };
     });
@@ -214,7 +253,9 @@ export class SyncService {
   /**
    * Replaces the vault key: the new envelope and every live record re-encrypted, in one
    * transaction. Accepted only when `records` names exactly the live records at their current
-   * versions; otherwise nothing changes.
+   * versions; otherwise nothing changes. One call carries at most `maxRotationRecords` records and
+   * `maxRotationBytes` of ciphertext: rotate a larger vault with the staged calls
+   * ({@link beginKeyRotation}). Bumps the vault's `keyVersion`.
    *
    * @throws VaultNotFoundError | VersionConflictError | ValidationError | LimitExceededError
    */
@@ -222,7 +263,7 @@ export class SyncService {
     const owner = validateUserId(userId);
     const valid = validateRotate(input, this.limits);
     return this.transaction(owner, async (em) => {
-      const head = await lockVaultAndReserve(em, owner, valid.records.length);
+      const head = await lockVault(em, owner);
       if (!head) throw new VaultNotFoundError(owner);
       const vault = await em.findOneOrFail(Vault, { id: head.vaultId });
       if (vault.version !== valid.expectedVersion) throw VersionConflictError.envelope(valid.expectedVersion, vault.version);
@@ -230,23 +271,133 @@ export class SyncService {
       const live = await em.find(VaultRecord, { vault: head.vaultId, deleted: false });
       const byId = new Map(live.map((r) => [r.recordId, r]));
       const submitted = new Set(valid.records.map((r) => r.recordId));
-      const missing = live.filter((r) => !submitted.has(r.recordId)).map((r) => r.recordId);
-      const unknown = valid.records.filter((r) => !byId.has(r.recordId)).map((r) => r.recordId);
-      const stale = valid.records.filter((r) => byId.has(r.recordId) && byId.get(r.recordId)?.version !== r.baseVersion).map((r) => r.recordId);
-      if (missing.length + unknown.length + stale.length > 0) {
-        throw new VersionConflictError(rotationMismatch(missing, unknown, stale), vault.version);
+      const mismatch: RotationMismatch = {
+        missing: live.filter((r) => !submitted.has(r.recordId)).map((r) => r.recordId),
+        unknown: valid.records.filter((r) => !byId.has(r.recordId)).map((r) => r.recordId),
+        stale: valid.records.filter((r) => byId.has(r.recordId) && byId.get(r.recordId)?.version !== r.baseVersion).map((r) => r.recordId),
+      };
+      if (mismatch.missing.length + mismatch.unknown.length + mismatch.stale.length > 0) {
+        throw new VersionConflictError(rotationMismatch(mismatch), vault.version, mismatch);
       }
+      checkNotExhausted(live.filter((r) => r.version >= MAX_VERSION).map((r) => r.recordId));
 
-      let seq = head.lastSeq;
-      for (const submittedRecord of valid.records) {
+      const usage = new VaultUsage(head, this.limits);
+      valid.records.forEach((submittedRecord, index) => {
         const record = byId.get(submittedRecord.recordId) as VaultRecord;
+        usage.add(`records.${index}`, record.recordId, record.ciphertext.length, submittedRecord.ciphertext.length);
         record.ciphertext = submittedRecord.ciphertext;
-        record.seq = ++seq;
-      }
+        record.seq = head.lastSeq + index + 1;
+      });
+      usage.check();
       vault.replaceEnvelope(valid);
+      vault.keyVersion = head.keyVersion + 1;
+      // A staged rotation begun earlier can't commit after this one anyway (its versions are stale).
+      await dropRotations(em, head.vaultId);
       await em.flush();
       return toVaultInfo(await em.refreshOrFail(vault));
     });
+  }
+
+  /**
+   * Starts a staged key rotation, for vaults too large for one {@link rotateKey} call, as Firefox
+   * Sync's batch uploads do: upload the re-encrypted records in chunks with
+   * {@link stageKeyRotation}, then swap them all in, with the new envelope, in one transaction with
+   * {@link commitKeyRotation}. Until the commit, the old key stays the vault's key and pushes keep
+   * working. A vault has at most one staged rotation: beginning again replaces an earlier one.
+   *
+   * @throws VaultNotFoundError | VersionConflictError (a stale `expectedVersion`) | ValidationError
+   */
+  async beginKeyRotation(userId: string, input: BeginKeyRotationInput): Promise<{ rotationId: string }> {
+    const owner = validateUserId(userId);
+    const { expectedVersion } = validateBeginRotation(input);
+    return this.transaction(owner, async (em) => {
+      const head = await lockVault(em, owner);
+      if (!head) throw new VaultNotFoundError(owner);
+      const version = await envelopeVersion(em, head.vaultId);
+      if (version !== expectedVersion) throw VersionConflictError.envelope(expectedVersion, version);
+      return { rotationId: await openRotation(em, head.vaultId, owner) };
+    });
+  }
+
+  /**
+   * Uploads one chunk of a staged rotation: records re-encrypted under the next key, each at the
+   * version it was read (within `maxRotationRecords` and `maxRotationBytes` per call). Staging a
+   * record again replaces it; `remove` takes records out (ones deleted since they were staged).
+   * The staged set may not grow past the vault quota. Takes no vault lock, so pushes go on.
+   *
+   * @returns how many records are staged now
+   * @throws RotationNotFoundError | ValidationError | LimitExceededError
+   */
+  async stageKeyRotation(userId: string, input: StageKeyRotationInput): Promise<{ staged: number }> {
+    const owner = validateUserId(userId);
+    const valid = validateStage(input, this.limits);
+    return this.transaction(owner, async (em) => {
+      if (!(await lockRotation(em, valid.rotationId, owner))) throw new RotationNotFoundError(valid.rotationId);
+      const totals = await stageRecords(em, valid.rotationId, owner, valid.records, valid.remove);
+      const over = [];
+      if (totals.records > this.limits.maxVaultRecords) over.push({ path: 'records', rule: `the rotation would stage ${totals.records} records; maxVaultRecords is ${this.limits.maxVaultRecords}` });
+      if (totals.bytes > this.limits.maxVaultBytes) over.push({ path: 'records', rule: `the rotation would stage ${totals.bytes} bytes; maxVaultBytes is ${this.limits.maxVaultBytes}` });
+      // Thrown inside the transaction: the chunk is rolled back, the earlier ones stay.
+      if (over.length > 0) throw new LimitExceededError(over);
+      return { staged: totals.records };
+    });
+  }
+
+  /**
+   * Commits a staged rotation: under the vault lock, checks that the staged records are exactly
+   * the live records at their current versions, then rewrites every one of them (version + 1, a
+   * new feed position each) and replaces the envelope, bumping `keyVersion`, all in one
+   * transaction. When the staged set does not match, nothing changes and `VersionConflictError`
+   * lists every missing, stale and unknown record in `mismatch`; the staged records stay, so the
+   * client re-stages (or removes) only those and commits again.
+   *
+   * @throws VaultNotFoundError | RotationNotFoundError | VersionConflictError | ValidationError | LimitExceededError
+   */
+  async commitKeyRotation(userId: string, input: CommitKeyRotationInput): Promise<VaultInfo> {
+    const owner = validateUserId(userId);
+    const valid = validateCommit(input);
+    return this.transaction(owner, async (em) => {
+      const head = await lockVault(em, owner);
+      if (!head) throw new VaultNotFoundError(owner);
+      if (!(await lockRotation(em, valid.rotationId, owner, head.vaultId))) throw new RotationNotFoundError(valid.rotationId);
+      const vault = await em.findOneOrFail(Vault, { id: head.vaultId });
+      if (vault.version !== valid.expectedVersion) throw VersionConflictError.envelope(valid.expectedVersion, vault.version);
+
+      const { exhausted, ...mismatch } = await compareStaged(em, valid.rotationId, head.vaultId);
+      if (mismatch.missing.length + mismatch.unknown.length + mismatch.stale.length > 0) {
+        throw new VersionConflictError(rotationMismatch(mismatch, true), vault.version, mismatch);
+      }
+      checkNotExhausted(exhausted);
+      const staged = await stagedTotals(em, valid.rotationId);
+      // The staged set is the live set, so the swap replaces head.storedBytes with staged.bytes;
+      // like any write, it may not grow the vault past its quota.
+      if (staged.bytes > this.limits.maxVaultBytes && staged.bytes > head.storedBytes) {
+        throw new LimitExceededError([{ path: 'records', rule: `the vault would hold ${staged.bytes} bytes of live ciphertext; maxVaultBytes is ${this.limits.maxVaultBytes}` }]);
+      }
+
+      const rewritten = await swapStaged(em, valid.rotationId, head.vaultId, head.lastSeq);
+      // Every writer of records takes the vault lock first, except a raw DELETE; if one got in
+      // between, give up and let the caller retry on the new state.
+      if (rewritten !== staged.records) {
+        throw new TransientError('A record was deleted while the rotation was committed; nothing changed, retry the commit.', new Error(`rewrote ${rewritten} of ${staged.records} staged records`));
+      }
+      vault.replaceEnvelope(valid);
+      vault.keyVersion = head.keyVersion + 1;
+      await em.flush();
+      return toVaultInfo(await em.refreshOrFail(vault));
+    });
+  }
+
+  /**
+   * Abandons a staged rotation and deletes its staged records. Safe to call twice.
+   *
+   * @returns whether there was such a rotation
+   * @throws ValidationError
+   */
+  async abortKeyRotation(userId: string, input: { rotationId: string }): Promise<{ aborted: boolean }> {
+    const owner = validateUserId(userId);
+    const { rotationId } = validateAbort(input);
+    return this.transaction(owner, async (em) => ({ aborted: await deleteRotation(em, rotationId, owner) }));
   }
 
   /**
@@ -267,25 +418,56 @@ export class SyncService {
 
   /**
    * Removes tombstones last written before `olderThan`, for one user or for all. Cursors that had
-   * not yet seen a purged deletion get `ResyncRequiredError` on their next pull, so no device
-   * silently misses a delete. Each vault is purged in a transaction of its own.
+   * not yet seen a purged deletion get `ResyncRequiredError` on their next pull or push, so no
+   * device silently misses a delete, and record ids never start over at a version a device still
+   * remembers (the vault's `versionFloor` rises).
    *
-   * Purging every vault reads all vaults, so under row-level security it must run as a role that
-   * may see them (see the README); with `userId` it runs as the user like any other call.
+   * Each vault is purged in a transaction of its own. Over all vaults, a vault that can't be
+   * purged now (locked longer than `lockTimeoutMs`, a lost connection) is skipped with its reason
+   * and the run goes on; any other failure stops the run with `PurgeIncompleteError`, which says
+   * what was purged before. Purging every vault must see every vault, so it refuses to run where
+   * row-level security applies (the application role): run it as the tables' owner (`DIRECT_URL`).
+   *
+   * @throws ValidationError | ConfigurationError | PurgeIncompleteError | TransientError (one user)
    */
-  async purgeTombstones(input: { olderThan: Date; userId?: string }): Promise<{ purged: number }> {
+  async purgeTombstones(input: { olderThan: Date; userId?: string }): Promise<PurgeReport> {
     const { olderThan, userId } = validatePurge(input);
-    const owners = userId !== null ? [userId] : await this.allVaultOwners();
-    let purged = 0;
-    for (const owner of owners) {
-      purged += await this.transaction(owner, (em) => purgeVaultTombstones(em, owner, olderThan));
+    if (userId !== null) {
+      const purged = await this.transaction(userId, (em) => purgeVaultTombstones(em, userId, olderThan));
+      return { purged: purged ?? 0, vaults: purged === null ? 0 : 1, skipped: [] };
     }
-    return { purged };
+    const report: PurgeReport = { purged: 0, vaults: 0, skipped: [] };
+    for (const owner of await this.allVaultOwners()) {
+      try {
+        const purged = await this.transaction(owner, (em) => purgeVaultTombstones(em, owner, olderThan));
+        if (purged !== null) {
+          report.purged += purged;
+          report.vaults++;
+        }
+      } catch (error) {
+        if (!(error instanceof TransientError)) throw new PurgeIncompleteError({ ...report, skipped: [...report.skipped] }, owner, error);
+        report.skipped.push({ userId: owner, reason: error.message });
+      }
+    }
+    return report;
   }
 
   private async allVaultOwners(): Promise<string[]> {
-    const rows = await this.em.fork().getConnection().execute<{ user_id: string }[]>('select user_id from vaults order by user_id');
-    return rows.map((r) => r.user_id);
+    const em = this.em.fork();
+    try {
+      // Where row-level security applies, the listing would silently show no vault, or only some.
+      const [rls] = await em.getConnection().execute<{ active: boolean }[]>("select row_security_active('public.vaults') as active");
+      if (rls?.active) {
+        throw new ConfigurationError(
+          'purgeTombstones without a userId must see every vault, but row-level security applies to this connection\'s role. ' +
+            'Run it as the tables\' owner, with an ORM connected to DIRECT_URL (the role that runs the migrations), or purge one user at a time with userId.',
+        );
+      }
+      const rows = await em.getConnection().execute<{ user_id: string }[]>('select user_id from vaults order by user_id');
+      return rows.map((r) => r.user_id);
+    } catch (error) {
+      throw classifyFailure(error);
+    }
   }
 
   /**
@@ -325,14 +507,48 @@ export class SyncService {
   }
 }
 
-function rotationMismatch(missing: string[], unknown: string[], stale: string[]): string {
-  const list = (ids: string[]) => ids.slice(0, 5).map((id) => `"${id}"`).join(', ') + (ids.length > 5 ? ` and ${ids.length - 5} more` : '');
+function rotationMismatch(mismatch: RotationMismatch, staged = false): string {
+  const list = (ids: readonly string[]) => ids.slice(0, 5).map((id) => `"${id}"`).join(', ') + (ids.length > 5 ? ` and ${ids.length - 5} more` : '');
   const parts = [
-    missing.length ? `live records not re-encrypted: ${list(missing)}` : '',
-    unknown.length ? `records that are not live: ${list(unknown)}` : '',
-    stale.length ? `records whose baseVersion is not current: ${list(stale)}` : '',
+    mismatch.missing.length ? `live records not re-encrypted: ${list(mismatch.missing)}` : '',
+    mismatch.unknown.length ? `records that are not live: ${list(mismatch.unknown)}` : '',
+    mismatch.stale.length ? `records whose baseVersion is not current: ${list(mismatch.stale)}` : '',
   ].filter(Boolean);
-  return `Key rotation must re-encrypt exactly the live records at their current versions; ${parts.join('; ')}. Nothing was changed; pull and retry.`;
+  const next = staged
+    ? 'Nothing was changed and the staged records stay; pull, stage (or remove) the records listed in `mismatch`, and commit again.'
+    : 'Nothing was changed; pull and retry.';
+  return `Key rotation must re-encrypt exactly the live records at their current versions; ${parts.join('; ')}. ${next}`;
+}
+
+/**
+ * Refuses a rotation over records whose version can't go up any more (issue #12.6; practically
+ * unreachable: 2,147,483,647 writes to one record).
+ */
+function checkNotExhausted(recordIds: string[]): void {
+  if (recordIds.length === 0) return;
+  throw new LimitExceededError(
+    recordIds.map((recordId) => ({
+      recordId,
+      path: 'records',
+      rule: `the record is at version ${MAX_VERSION}, the last one, and can't be re-encrypted; an operator must delete it (devices then resync) before the vault can rotate`,
+    })),
+  );
+}
+
+/**
+ * Refuses a push whose ciphertext is not under the vault's current key. Before the first
+ * rotation, naming the key version is optional (older clients never did); after it, required.
+ * @throws StaleKeyError
+ */
+function checkKeyVersion(changes: ValidChange[], keyVersion: number | null, current: number): void {
+  if (!changes.some((c) => c.ciphertext !== null)) return;
+  if (keyVersion === null ? current > 1 : keyVersion !== current) throw new StaleKeyError(keyVersion, current);
+}
+
+/** The envelope version of the (locked) vault. */
+async function envelopeVersion(em: EntityManager, vaultId: string): Promise<number> {
+  const rows = await em.execute<{ version: number }[]>('select version from vaults where id = ?', [vaultId]);
+  return (rows[0] as { version: number }).version;
 }
 
 /** The server's state of a record, as conflicts and pulls report it. */
@@ -354,6 +570,7 @@ function toVaultInfo(vault: Vault): VaultInfo {
     kdfParams: vault.kdfParams,
     deviceFingerprint: vault.deviceFingerprint,
     version: vault.version,
+    keyVersion: vault.keyVersion,
     enabledAt: vault.enabledAt,
     updatedAt: vault.updatedAt,
   };

@@ -36,9 +36,11 @@ export interface RecordState {
  * Why a change was not applied:
  * - `version_mismatch`: the record moved on since `baseVersion`; merge with `server` and re-push at `server.version`;
  * - `gone`: the record was deleted (`server` is the tombstone) or purged (`server` is null);
- * - `exists`: the change creates (`baseVersion` 0) a record id that is already taken.
+ * - `exists`: the change creates (`baseVersion` 0) a record id that is already taken;
+ * - `version_exhausted`: the write would need a version above 2,147,483,647 (the record's own, or
+ *   for a create the vault's version floor); the record id can't be written again, use a new one.
  */
-export type ConflictReason = 'version_mismatch' | 'gone' | 'exists';
+export type ConflictReason = 'version_mismatch' | 'gone' | 'exists' | 'version_exhausted';
 
 /** A change that was not applied, with the server's state so the device can merge. */
 export interface Conflict {
@@ -52,8 +54,18 @@ export interface PushInput {
   changes: Change[];
   /** When true, any conflict means nothing of this push is applied. Default false. */
   atomic?: boolean;
-  /** The device's current feed cursor, so the result's cursor can move past this push. */
+  /**
+   * The device's current feed cursor, so the result's cursor can move past this push. Required
+   * (else `ResyncRequiredError`) once the vault has purged tombstones: a device without a cursor
+   * has seen nothing, so it predates the purge horizon and must pull first.
+   */
   cursor?: string | null;
+  /**
+   * The vault key version (`VaultInfo.keyVersion`) the ciphertext was encrypted under. Optional
+   * until the vault's key is first rotated; after that, a push carrying ciphertext must name the
+   * current one, or it gets `StaleKeyError`. Deletes carry no ciphertext and need none.
+   */
+  keyVersion?: number;
 }
 
 /** Result of `push`. */
@@ -96,6 +108,8 @@ export interface VaultInfo {
   deviceFingerprint: string | null;
   /** Envelope version; pass it as `expectedVersion` to `rewrapKey` and `rotateKey`. */
   version: number;
+  /** Vault key generation: 1 when enabled, + 1 per rotation (a rewrap keeps it). Pass it as `PushInput.keyVersion`. */
+  keyVersion: number;
   enabledAt: Date;
   updatedAt: Date;
 }
@@ -116,9 +130,36 @@ export interface RewrapKeyInput {
   kdfParams: KdfParams;
 }
 
+/** One live record re-encrypted under the next vault key, at the version it was read. */
+export interface ReencryptedRecord {
+  recordId: string;
+  baseVersion: number;
+  ciphertext: Uint8Array;
+}
+
 /** Input of `rotateKey`: a new vault key, and every live record re-encrypted with it. */
 export interface RotateKeyInput extends RewrapKeyInput {
-  records: { recordId: string; baseVersion: number; ciphertext: Uint8Array }[];
+  records: ReencryptedRecord[];
+}
+
+/** Input of `beginKeyRotation`. */
+export interface BeginKeyRotationInput {
+  /** The envelope version the device read (`VaultInfo.version`). */
+  expectedVersion: number;
+}
+
+/** Input of `stageKeyRotation`: one chunk of re-encrypted records, within the per-call limits. */
+export interface StageKeyRotationInput {
+  rotationId: string;
+  /** Records to stage; staging a `recordId` again replaces it. */
+  records: ReencryptedRecord[];
+  /** Record ids to take out of the staged set (records deleted since they were staged). */
+  remove?: string[];
+}
+
+/** Input of `commitKeyRotation`: the new envelope; the records are the staged ones. */
+export interface CommitKeyRotationInput extends RewrapKeyInput {
+  rotationId: string;
 }
 
 /** Configurable limits; every one has a default (see {@link DEFAULT_LIMITS}). */
@@ -137,8 +178,16 @@ export interface SyncLimits {
   maxPullBytes: number;
   /** `maxBytes` of a pull that does not say. */
   defaultPullBytes: number;
-  /** Most records one `rotateKey` may re-encrypt. */
+  /** Most records one `rotateKey` or `stageKeyRotation` call may carry. */
   maxRotationRecords: number;
+  /** Most ciphertext bytes, all changes together, in one push. */
+  maxPushBytes: number;
+  /** Most ciphertext bytes, all records together, in one `rotateKey` or `stageKeyRotation` call. */
+  maxRotationBytes: number;
+  /** Most live records a vault may hold (checked under the vault lock; deletes always work). */
+  maxVaultRecords: number;
+  /** Most bytes of live ciphertext a vault may hold (checked under the vault lock). */
+  maxVaultBytes: number;
 }
 
 /** The defaults of {@link SyncLimits}. */
@@ -150,7 +199,11 @@ export const DEFAULT_LIMITS: Readonly<SyncLimits> = Object.freeze({
   defaultPullLimit: 500,
   maxPullBytes: 16 * 1024 * 1024,
   defaultPullBytes: 4 * 1024 * 1024,
-  maxRotationRecords: 100_000,
+  maxRotationRecords: 10_000,
+  maxPushBytes: 4 * 1024 * 1024,
+  maxRotationBytes: 16 * 1024 * 1024,
+  maxVaultRecords: 100_000,
+  maxVaultBytes: 256 * 1024 * 1024,
 });
 
 /**

@@ -69,9 +69,8 @@ export function appliedHow(before: VaultState, after: VaultState, changes: Chang
   if (after.lastSeq === before.lastSeq && changes.every((c) => same(after.records.get(c.recordId), before.records.get(c.recordId)))) return 'none';
 
   const problems: string[] = [];
-  // A push reserves a feed position per change, and a re-send whose changes had all been applied
-  // leaves its reservation as a (harmless) hole, so last_seq may move further than the writes.
-  if (after.lastSeq < before.lastSeq + changes.length) problems.push(`last_seq went from ${before.lastSeq} to ${after.lastSeq}`);
+  // A push gives a feed position to each row it writes, and to nothing else.
+  if (after.lastSeq !== before.lastSeq + changes.length) problems.push(`last_seq went from ${before.lastSeq} to ${after.lastSeq}`);
   for (const change of changes) {
     const row = after.records.get(change.recordId);
     const deleted = 'deleted' in change && change.deleted === true;

@@ -110,7 +110,7 @@ describe('pg_terminate_backend at chosen points of a push', () => {
           await locker.query('select 1 from vaults where user_id = $1 for update', [userId]);
         },
         release: async () => void (await locker.query('rollback')),
-        waiting: (query) => query.startsWith('update vaults set last_seq'),
+        waiting: (query) => query.startsWith('select id, last_seq, purged_seq'),
       });
     } finally {
       await locker.end();

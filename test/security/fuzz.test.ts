@@ -88,15 +88,23 @@ function okChange(c: unknown): string | undefined {
 /** The head of a vault, read by the owner right before a call. */
 interface Head { id: string; lastSeq: number; purgedSeq: number }
 
-/** Whether `cursor` may be continued on the vault `head` (format `v1.<vault uuid>.<seq>`, base64url). */
+/**
+ * Whether `cursor` may be continued on the vault `head`: format `v2.<vault uuid>.<seq>.<horizon>`
+ * (or `v1.<vault uuid>.<seq>`, horizon 0), base64url; not ahead of the head; not purged past (the
+ * purge horizon may not lie above both the position and the cursor's horizon); and a push needs a
+ * cursor once the vault has purged deletions.
+ */
 function okCursor(cursor: unknown, head: Head | null, forPull: boolean): boolean {
-  if (cursor === undefined || cursor === null) return true;
+  if (cursor === undefined || cursor === null) return forPull || head === null || head.purgedSeq === 0;
   if (typeof cursor !== 'string' || head === null) return false;
   if (cursor.length > 128 || !/^[A-Za-z0-9_-]+$/.test(cursor)) return false;
-  const m = /^v1\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  const m = /^v1\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.(\d{1,15})$/.exec(text)
+    ?? /^v2\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.(\d{1,15})\.(\d{1,15})$/.exec(text);
   if (!m || m[1] !== head.id) return false;
   const seq = Number(m[2]);
-  return seq <= head.lastSeq && (!forPull || seq >= head.purgedSeq);
+  const horizon = Number(m[3] ?? 0);
+  return seq <= head.lastSeq && horizon <= head.lastSeq && head.purgedSeq <= Math.max(seq, horizon);
 }
 
 function okPushShape(input: unknown): boolean {
@@ -292,11 +300,14 @@ function forgedCursor(vaultIds: string[]): fc.Arbitrary<string> {
 }
 
 const enc = (vaultId: string, seq: number | string): string => Buffer.from(`v1.${vaultId}.${seq}`, 'utf8').toString('base64url');
+const enc2 = (vaultId: string, seq: number | string, horizon: number | string): string => Buffer.from(`v2.${vaultId}.${seq}.${horizon}`, 'utf8').toString('base64url');
 
 function cursorArb(own: string, other: string): fc.Arbitrary<unknown> {
   return fc.oneof(
     { weight: 3, arbitrary: fc.constantFrom<unknown>(undefined, null) },
     { weight: 3, arbitrary: fc.nat({ max: 40 }).map((s) => enc(own, s)) },
+    { weight: 3, arbitrary: fc.tuple(fc.nat({ max: 40 }), fc.nat({ max: 40 })).map(([s, h]) => enc2(own, s, h)) },
+    fc.tuple(fc.nat({ max: 40 }), fc.constantFrom('-1', '1.5', '', 'x', '9'.repeat(16))).map(([s, h]) => enc2(own, s, h)),
     fc.constantFrom(10 ** 15 - 1, 2 ** 53 - 1, 10 ** 15, 10 ** 20).map((s) => enc(own, s)),
     fc.nat({ max: 40 }).map((s) => enc(other, s)),
     fc.uuid().map((u) => enc(u, 0)),
@@ -766,7 +777,8 @@ describe('valid unusual input is accepted and round-trips exactly', () => {
 describe('inputs the fuzzing found mishandled', () => {
   it('a delete of a record the server never had, at baseVersion 0, is valid input and must not reach a constraint', async () => {
     const id = `never-existed-${randomBytes(3).toString('hex')}`;
-    await check(true, () => sync.push(USER_A, { changes: [{ recordId: id, baseVersion: 0, deleted: true }] }), async (result) => {
+    const cursor = await drain(USER_A);
+    await check(true, () => sync.push(USER_A, { changes: [{ recordId: id, baseVersion: 0, deleted: true }], cursor }), async (result) => {
       expect([...result.applied, ...result.conflicts].map((x) => x.recordId)).toEqual([id]);
       const { rows } = await owner.query<{ deleted: boolean }>('select deleted from records where user_id = $1 and record_id = $2', [USER_A, id]);
       // Either no row (a "gone" conflict) or a tombstone; never a live record.

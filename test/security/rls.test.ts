@@ -404,7 +404,9 @@ describe('docs/app-role.sql', () => {
         )).rows.map((r) => r.p);
       expect(await privileges(name)).toEqual(await privileges(role.name));
       expect(await privileges(name)).toEqual([
+        'key_rotations:DELETE', 'key_rotations:INSERT', 'key_rotations:SELECT', 'key_rotations:UPDATE',
         'records:DELETE', 'records:INSERT', 'records:SELECT', 'records:UPDATE',
+        'staged_records:DELETE', 'staged_records:INSERT', 'staged_records:SELECT', 'staged_records:UPDATE',
         'vault_db_current_user():EXECUTE',
         'vaults:DELETE', 'vaults:INSERT', 'vaults:SELECT', 'vaults:UPDATE',
       ]);

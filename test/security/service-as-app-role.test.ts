@@ -12,7 +12,7 @@ import { pgConnectionConfig } from '../../src/connection-options.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConfig } from '../../src/config.js';
 import { Vault } from '../../src/entities/vault.js';
-import { ResyncRequiredError, VaultAlreadyEnabledError, VaultNotFoundError, VersionConflictError } from '../../src/errors.js';
+import { ConfigurationError, ResyncRequiredError, VaultAlreadyEnabledError, VaultNotFoundError, VersionConflictError } from '../../src/errors.js';
 import { SyncService } from '../../src/sync/sync-service.js';
 import { createAppRole, type AppRole } from '../support/app-role.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -162,7 +162,7 @@ describe('SyncService connected as the application role', () => {
     expect(await ownerCount('records', A, 'deleted')).toBe(1);
     expect(await ownerCount('records', B, 'deleted')).toBe(1);
     const future = new Date(Date.now() + 60_000);
-    expect(await sync.purgeTombstones({ olderThan: future, userId: A })).toEqual({ purged: 1 });
+    expect(await sync.purgeTombstones({ olderThan: future, userId: A })).toEqual({ purged: 1, vaults: 1, skipped: [] });
     expect(await ownerCount('records', A, 'deleted')).toBe(0);
     expect(await ownerCount('records', B, 'deleted')).toBe(1);
     // A device that had not seen the purged delete must resync; one that had continues.
@@ -170,17 +170,21 @@ describe('SyncService connected as the application role', () => {
     await expect(sync.pull(A, { cursor: cursorA })).resolves.toMatchObject({ changes: [], hasMore: false });
   });
 
-  it('purges nothing without userId: under row-level security the app role sees no vault (purge-all runs as the owner)', async () => {
+  it('refuses to purge every vault under row-level security, naming the owner and DIRECT_URL (purge-all runs as the owner)', async () => {
     const before = await owner.query<{ t: string }>('select t::text as t from records t order by 1');
     const future = new Date(Date.now() + 60_000);
-    expect(await sync.purgeTombstones({ olderThan: future })).toEqual({ purged: 0 });
+    // The app role would see no vault and report "nothing to purge": it must fail loudly instead.
+    const refused = await sync.purgeTombstones({ olderThan: future }).then(() => null, (e: unknown) => e);
+    expect(refused).toBeInstanceOf(ConfigurationError);
+    expect((refused as Error).message).toMatch(/owner/);
+    expect((refused as Error).message).toMatch(/DIRECT_URL/);
     expect((await owner.query<{ t: string }>('select t::text as t from records t order by 1')).rows).toEqual(before.rows);
     expect(await ownerCount('records', B, 'deleted')).toBe(1);
 
     // The same call through an ORM that logs in as the owner does purge every vault.
     const ownerOrm = await MikroORM.init(createConfig(db.url, { pool: { min: 0, max: 2 } }));
     try {
-      expect(await new SyncService(ownerOrm.em).purgeTombstones({ olderThan: future })).toEqual({ purged: 1 });
+      expect(await new SyncService(ownerOrm.em).purgeTombstones({ olderThan: future })).toMatchObject({ purged: 1, skipped: [] });
     } finally {
       await ownerOrm.close(true);
     }

@@ -35,11 +35,12 @@ export interface AppRole {
  * ORM generates (or `gen_random_uuid()`), and the feed positions come from `vaults.last_seq`.
  * The trigger functions need no grant: a trigger fires whatever the writer's EXECUTE rights. The
  * policies call `vault_db_current_user()` with the caller's rights, so that one is granted.
+ * `key_rotations` and `staged_records` hold staged key rotations.
  */
 export function appRoleGrants(role: string): string[] {
   return [
     `grant usage on schema public to "${role}"`,
-    `grant select, insert, update, delete on vaults, records to "${role}"`,
+    `grant select, insert, update, delete on vaults, records, key_rotations, staged_records to "${role}"`,
     `grant execute on function public.vault_db_current_user() to "${role}"`,
   ];
 }

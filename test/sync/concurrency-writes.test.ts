@@ -7,7 +7,7 @@
  * Counts are small on purpose (tens of pushes per device) so the file stays fast on 2 cores.
  */
 import { expect, test } from 'vitest';
-import { VersionConflictError } from '../../src/errors.js';
+import { StaleKeyError, VersionConflictError } from '../../src/errors.js';
 import { envelope } from '../support/fixtures.js';
 import { bytes, del, newVault, put, setupSyncDatabase, storedRecords } from './support/sync.js';
 
@@ -144,18 +144,19 @@ test('concurrent deletes and updates of one record from the same version: one wr
 });
 
 test('a key rotation racing a push on the same records: exactly one of them wins, never a mix of old and new key', async () => {
+  // The pushing device encrypted under key version 1, and says so.
   for (let round = 0; round < 5; round++) {
     const user = await newVault(ctx.sync);
     await ctx.sync.push(user, { changes: RECORDS.map((id) => put(id, 0)) });
     const rotation = { expectedVersion: 1, ...envelope(), records: RECORDS.map((id) => ({ recordId: id, baseVersion: 1, ciphertext: bytes(24) })) };
     const update = [put('s0', 1), put('s3', 1)];
-    const [rotated, pushed] = await Promise.allSettled([ctx.sync.rotateKey(user, rotation), ctx.sync.push(user, { changes: update })]);
+    const [rotated, pushed] = await Promise.allSettled([ctx.sync.rotateKey(user, rotation), ctx.sync.push(user, { changes: update, keyVersion: 1 })]);
     const rows = await storedRecords(ctx.db.pool, user);
     const pushWon = pushed.status === 'fulfilled' && pushed.value.applied.length === 2;
     if (rotated.status === 'fulfilled') {
-      // The rotation went first: the push was judged against the re-encrypted records.
+      // The rotation went first: the push's ciphertext is under the replaced key, so none of it is written.
       expect(pushWon).toBe(false);
-      expect(pushed.status === 'fulfilled' && pushed.value.conflicts.map((c) => c.reason)).toEqual(['version_mismatch', 'version_mismatch']);
+      expect(pushed.status === 'rejected' && pushed.reason).toBeInstanceOf(StaleKeyError);
       for (const r of rotation.records) expect(rows.get(r.recordId)?.ciphertext.equals(r.ciphertext)).toBe(true);
     } else {
       // The push went first: the rotation saw stale versions and changed nothing.

@@ -79,21 +79,31 @@ describe('malformed cursors', () => {
       `v1.${id}.99999999999999999999`,
       `v1.${id}.1.extra`,
       `v1.${id}`,
+      `v2.${id}.1.`,
+      `v2.${id}.1.-1`,
+      `v2.${id}.1.x`,
+      `v2.${id}.1.0.0`,
+      `v2.${id}.1.99999999999999999999`,
+      `v3.${id}.1.0`,
     ];
     for (const text of forged) {
       const cursor = forge(text);
       expect(await rejectionOf(ctx.sync.pull(user, { cursor })), text).toBeInstanceOf(ResyncRequiredError);
       expect(await rejectionOf(ctx.sync.push(user, { changes: [], cursor })), text).toBeInstanceOf(ResyncRequiredError);
     }
-    // The same shape with a valid seq is accepted: the refusals above are about the damage only.
+    // The same shapes with valid numbers are accepted: the refusals above are about the damage only.
+    // (v1 is the format before cursors carried the purge horizon; it reads as horizon 0.)
     expect((await ctx.sync.pull(user, { cursor: forge(`v1.${id}.0`) })).changes).toHaveLength(3);
+    expect((await ctx.sync.pull(user, { cursor: forge(`v2.${id}.0.0`) })).changes).toHaveLength(3);
   });
 
   test('a cursor ahead of the vault (from the future, or forged) is refused', async () => {
     const { user } = await vaultWithCursor();
-    const ahead = forge(`v1.${await vaultId(user)}.1000`);
-    expect(await rejectionOf(ctx.sync.pull(user, { cursor: ahead }))).toBeInstanceOf(ResyncRequiredError);
-    expect(await rejectionOf(ctx.sync.push(user, { changes: [put('x', 0)], cursor: ahead }))).toBeInstanceOf(ResyncRequiredError);
+    const id = await vaultId(user);
+    for (const ahead of [forge(`v1.${id}.1000`), forge(`v2.${id}.1000.0`), forge(`v2.${id}.0.1000`)]) {
+      expect(await rejectionOf(ctx.sync.pull(user, { cursor: ahead }))).toBeInstanceOf(ResyncRequiredError);
+      expect(await rejectionOf(ctx.sync.push(user, { changes: [put('x', 0)], cursor: ahead }))).toBeInstanceOf(ResyncRequiredError);
+    }
   });
 
   test('every truncation of a cursor is either refused or continues from an earlier point: it never skips a change', async () => {

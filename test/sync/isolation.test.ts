@@ -89,7 +89,7 @@ test('rewrap, rotation, purge and disable of one user never touch the other\'s v
   // Alice's rotation covers her live set only; Bob's same-named records are not in it.
   await ctx.sync.rotateKey(alice, { expectedVersion: 2, ...envelope(), records: IDS.map((id) => ({ recordId: id, baseVersion: 1, ciphertext: bytes(32) })) });
   await ctx.sync.push(alice, { changes: [del('r1', 2)] });
-  expect(await ctx.sync.purgeTombstones({ olderThan: new Date(Date.now() + 60_000), userId: alice })).toEqual({ purged: 1 });
+  expect(await ctx.sync.purgeTombstones({ olderThan: new Date(Date.now() + 60_000), userId: alice })).toEqual({ purged: 1, vaults: 1, skipped: [] });
   expect(await ctx.sync.disableVault(alice)).toEqual({ deletedRecords: 2 });
 
   expect(await recordsDigest(ctx.db.pool, bob)).toBe(bobRecordsWithTombstone);

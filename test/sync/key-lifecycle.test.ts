@@ -195,6 +195,19 @@ describe('rotateKey', () => {
     expect(await tableDigest(ctx.db.pool)).toEqual(before);
   });
 
+  test('the VersionConflictError of a rotation over the wrong records lists every differing record in mismatch', async () => {
+    const user = await vaultForRotation();
+    const input = await fullRotation(user);
+    const records = [
+      ...input.records.filter((r) => r.recordId !== 'a').map((r) => (r.recordId === 'b' ? { ...r, baseVersion: 1 } : r)),
+      { recordId: 'd', baseVersion: 2, ciphertext: bytes(40) },
+      { recordId: 'zz', baseVersion: 1, ciphertext: bytes(40) },
+    ];
+    const error = await rejectionOf(ctx.sync.rotateKey(user, { ...input, records }));
+    expect(error).toBeInstanceOf(VersionConflictError);
+    expect((error as VersionConflictError).mismatch).toEqual({ missing: ['a'], unknown: ['d', 'zz'], stale: ['b'] });
+  });
+
   test('a rotation prepared before another device pushed is refused, and the push survives', async () => {
     const user = await vaultForRotation();
     const input = await fullRotation(user);

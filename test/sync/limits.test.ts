@@ -1,7 +1,7 @@
 /**
  * Limits and bad input: a typed error that names the offending record and rule, and nothing of
  * the push written. "Nothing" is checked with a fingerprint of every row of both tables, so even
- * a reserved feed position or a touched timestamp would fail the test.
+ * a moved feed counter or a touched timestamp would fail the test.
  */
 import { describe, expect, test } from 'vitest';
 import { LimitExceededError, ValidationError, type RuleViolation } from '../../src/errors.js';

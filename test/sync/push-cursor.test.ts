@@ -53,7 +53,7 @@ test('an atomic push rejected by a conflict writes nothing, and its cursor skips
   const { cursor } = await ctx.sync.pull(user, {});
   const result = await ctx.sync.push(user, { atomic: true, changes: [put('new', 0), put('a', 9)], cursor });
   expect(result.applied).toEqual([]);
-  // The rejected push's reserved positions are empty, so the cursor may move past them...
+  // The rejected push wrote nothing, and the device was up to date: nothing waits after its cursor...
   expect((await ctx.sync.pull(user, { cursor: result.cursor })).changes).toEqual([]);
   // ...but never past anything written afterwards.
   await ctx.sync.push(user, { changes: [put('b', 0)] });

@@ -77,6 +77,13 @@ test('a push of 10, 200 or 1000 (the maximum) changes sends the same statements:
     // ...and one flush: every create in one INSERT, every update and delete in one UPDATE.
     expect(count(statements, 'insert into "records"')).toBe(1);
     expect(count(statements, 'update "records"')).toBe(1);
+    // The vault is locked by a read, never written by the service: its counters are the triggers'.
+    expect(statements.filter((s) => /\bfor update\b/.test(s))).toEqual([
+      expect.stringMatching(/^select id, last_seq, purged_seq, version_floor, key_version, record_count, stored_bytes from vaults where user_id = .* for update$/),
+    ]);
+    expect(statements.filter((s) => /^update "?vaults"?/.test(s))).toEqual([]);
+    // BEGIN, settings, lock, read, INSERT, MikroORM's lock check of the batched UPDATE, UPDATE, COMMIT.
+    expect(statements.length).toBeLessThanOrEqual(8);
 
     // The statements really did all the work (nothing was skipped or deferred).
     const rows = await storedRecords(ctx.db.pool, user);

@@ -98,7 +98,7 @@ describe('purgeTombstones', () => {
 
   test('removes the tombstone row; a cursor that had not seen it must resync, one that had still works', async () => {
     const { user, before, after } = await vaultWithDelete();
-    expect(await ctx.sync.purgeTombstones({ olderThan: FUTURE(), userId: user })).toEqual({ purged: 1 });
+    expect(await ctx.sync.purgeTombstones({ olderThan: FUTURE(), userId: user })).toEqual({ purged: 1, vaults: 1, skipped: [] });
     expect((await storedRecords(ctx.db.pool, user)).has('gone')).toBe(false);
 
     // The stale device would otherwise never hear of the delete and keep "gone" forever.
@@ -108,7 +108,7 @@ describe('purgeTombstones', () => {
 
     const current = await ctx.sync.pull(user, { cursor: after });
     expect(current).toMatchObject({ changes: [], hasMore: false });
-    await ctx.sync.push(user, { changes: [put('later', 0)] });
+    await ctx.sync.push(user, { changes: [put('later', 0)], cursor: after });
     expect((await ctx.sync.pull(user, { cursor: after })).changes.map((c) => c.recordId)).toEqual(['later']);
 
     // A full pull always works, and shows no trace of the purged record.
@@ -117,7 +117,7 @@ describe('purgeTombstones', () => {
 
   test('purges only tombstones older than olderThan, and then no cursor needs a resync', async () => {
     const { user, before } = await vaultWithDelete();
-    expect(await ctx.sync.purgeTombstones({ olderThan: new Date(Date.now() - 60_000), userId: user })).toEqual({ purged: 0 });
+    expect(await ctx.sync.purgeTombstones({ olderThan: new Date(Date.now() - 60_000), userId: user })).toEqual({ purged: 0, vaults: 1, skipped: [] });
     expect((await storedRecords(ctx.db.pool, user)).get('gone')).toMatchObject({ deleted: true });
     expect((await ctx.sync.pull(user, { cursor: before })).changes.map((c) => c.recordId)).toEqual(['gone']);
   });
@@ -129,8 +129,10 @@ describe('purgeTombstones', () => {
     // application role sees none); see the README's Neon section.
     const owner = await MikroORM.init(createConfig(ctx.db.url));
     try {
-      const { purged } = await new SyncService(owner.em).purgeTombstones({ olderThan: FUTURE() });
+      const { purged, vaults, skipped } = await new SyncService(owner.em).purgeTombstones({ olderThan: FUTURE() });
       expect(purged).toBeGreaterThanOrEqual(2);
+      expect(vaults).toBeGreaterThanOrEqual(2);
+      expect(skipped).toEqual([]);
     } finally {
       await owner.close(true);
     }
@@ -141,11 +143,52 @@ describe('purgeTombstones', () => {
     }
   });
 
-  test('a record purged and then pushed by a stale device at its old version is "gone"; re-creating it starts over at version 1', async () => {
+  test('a record purged and then pushed at its old version by a device that pulled since is "gone"; re-creating it starts above every purged version', async () => {
     const { user } = await vaultWithDelete();
     await ctx.sync.purgeTombstones({ olderThan: FUTURE(), userId: user });
-    const stale = await ctx.sync.push(user, { changes: [put('gone', 1)] });
+    const { cursor } = await pullAll(ctx.sync, user, null);
+    const stale = await ctx.sync.push(user, { changes: [put('gone', 1)], cursor });
     expect(stale.conflicts).toEqual([{ recordId: 'gone', reason: 'gone', server: null }]);
-    expect((await ctx.sync.push(user, { changes: [put('gone', 0)] })).applied).toEqual([{ recordId: 'gone', version: 1 }]);
+    // The purged tombstone was at version 2: the id never goes back to 1 or 2.
+    expect((await ctx.sync.push(user, { changes: [put('gone', 0)], cursor })).applied).toEqual([{ recordId: 'gone', version: 3 }]);
+  });
+
+  test('after a purge, a push without a cursor, or with one older than the purge, must resync first', async () => {
+    const { user, before } = await vaultWithDelete();
+    await ctx.sync.purgeTombstones({ olderThan: FUTURE(), userId: user });
+    expect(await rejectionOf(ctx.sync.push(user, { changes: [put('new', 0)] }))).toBeInstanceOf(ResyncRequiredError);
+    expect(await rejectionOf(ctx.sync.push(user, { changes: [put('new', 0)], cursor: before }))).toBeInstanceOf(ResyncRequiredError);
+    expect((await storedRecords(ctx.db.pool, user)).has('new')).toBe(false);
+  });
+});
+
+describe('a full resync after a purge pages through the whole vault', () => {
+  test('after purgeTombstones: a full pull in small pages completes, and its cursors stay valid', async () => {
+    const user = await newVault(ctx.sync);
+    await ctx.sync.push(user, { changes: Array.from({ length: 8 }, (_, i) => put(`r${i}`, 0)) });
+    await ctx.sync.push(user, { changes: [del('r7', 1)] });
+    await ctx.sync.push(user, { changes: [put('later', 0)] });
+    await ctx.sync.purgeTombstones({ olderThan: FUTURE(), userId: user });
+    // The purge horizon (the tombstone's position) lies above the first pages of the resync.
+    const full = await pullAll(ctx.sync, user, null, { limit: 2 });
+    expect(full.changes.map((c) => c.recordId)).toEqual(['r0', 'r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'later']);
+    expect(full.pageSizes.length).toBeGreaterThan(2);
+    // And the cursor of a page in the middle can push and pull on.
+    const first = await ctx.sync.pull(user, { limit: 2 });
+    expect((await ctx.sync.push(user, { changes: [put('new', 0)], cursor: first.cursor })).cursor).toBe(first.cursor);
+  });
+
+  test('but a record the resync already returned, deleted and purged before the resync ends, makes it start over', async () => {
+    const user = await newVault(ctx.sync);
+    await ctx.sync.push(user, { changes: Array.from({ length: 6 }, (_, i) => put(`r${i}`, 0)) });
+    await ctx.sync.push(user, { changes: [del('r5', 1)] });
+    await ctx.sync.purgeTombstones({ olderThan: FUTURE(), userId: user });
+    const page = await ctx.sync.pull(user, { limit: 2 });
+    expect(page.changes.map((c) => c.recordId)).toEqual(['r0', 'r1']);
+    // The device holds r1; r1 is deleted and its tombstone purged before the device pulls on.
+    await ctx.sync.push(user, { changes: [del('r1', 1)], cursor: page.cursor });
+    await ctx.sync.purgeTombstones({ olderThan: FUTURE(), userId: user });
+    expect(await rejectionOf(ctx.sync.pull(user, { cursor: page.cursor, limit: 2 }))).toBeInstanceOf(ResyncRequiredError);
+    expect(await rejectionOf(ctx.sync.push(user, { changes: [put('r1', 1)], cursor: page.cursor }))).toBeInstanceOf(ResyncRequiredError);
   });
 });
