@@ -16,7 +16,8 @@ export type VaultDbErrorCode =
   | 'limit_exceeded'
   | 'transient'
   | 'database'
-  | 'configuration';
+  | 'configuration'
+  | 'migration_refused';
 
 /** Base class of every error this package throws on purpose. */
 export abstract class VaultDbError extends Error {

@@ -29,7 +29,19 @@ export {
   type DatabaseSource,
 } from './database-url.js';
 export { startEmbeddedPostgres, type EmbeddedPostgresHandle, type EmbeddedPostgresOptions } from './embedded-postgres.js';
-export { runMigrations, MIGRATION_LOCK_KEY, type RunMigrationsOptions, type MigrationReport } from './migrate.js';
+export {
+  runMigrations,
+  MIGRATION_LOCK_KEY,
+  VaultDbMigrator,
+  MigrationRefusedError,
+  MIGRATOR_DEFAULTS,
+  type RunMigrationsOptions,
+  type MigrationReport,
+  type MigrationRunReport,
+  type MigrationRefusal,
+  type MigratorOptions,
+  type UnknownMigrationsPolicy,
+} from './migrate.js';
 export {
   VaultDbError,
   VaultNotFoundError,

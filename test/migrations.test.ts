@@ -153,24 +153,28 @@ describe('runMigrations', () => {
       expect(rows.map((r) => r.column_name)).toEqual(['x']);
     });
 
-    test('when the second migration fails, the first one is rolled back too, and a retry after the fix succeeds', async () => {
+    test('when the second migration fails, it is rolled back whole, the first stays applied and recorded, and a retry after the fix finishes', async () => {
       const { db, pool } = await freshDatabase();
       // `create or replace function` can't change a return type, so this makes migration 2 fail
-      // after migration 1 ran; allOrNothing must undo migration 1 as well.
+      // after migration 1 committed in a transaction of its own.
       await pool.query('create function vault_db_touch_updated_at() returns integer language sql as $$ select 1 $$');
       const lines: string[] = [];
 
-      await expect(runMigrations({ url: db.url, log: (l) => lines.push(l) })).rejects.toThrow(/Migration20261127113700/);
+      await expect(runMigrations({ url: db.url, log: (l) => lines.push(l) })).rejects.toThrow(
+        /Migration20261127113700 failed at statement 1 of \d+ .*rolled back, so nothing of Migration20261127113700 is applied/,
+      );
 
-      expect(await listTables(pool)).toEqual(['mikro_orm_migrations']);
-      expect(await appliedMigrations(pool)).toEqual([]);
-      // Logging "migrated ..." for a migration that was then rolled back would mislead an operator.
-      expect(lines).toEqual([]);
+      expect(await listTables(pool)).toEqual(['mikro_orm_migrations', 'records', 'vaults']);
+      expect(await appliedMigrations(pool)).toEqual([MIGRATIONS[0]]);
+      // Nothing of the failed migration: none of its triggers or other functions.
+      expect(await listTriggers(pool)).toEqual([]);
+      expect(Object.keys(await listFunctions(pool))).toEqual(['vault_db_touch_updated_at']);
+      expect(lines).toEqual([`migrated ${MIGRATIONS[0]}`]);
 
-      // The failed run released the migration lock: once the conflict is gone, a retry applies all.
       await pool.query('drop function vault_db_touch_updated_at()');
       const retry = await runMigrations({ url: db.url, log: () => {}, lockTimeoutMs: 5_000 });
-      expect(retry.applied).toEqual(MIGRATIONS);
+      expect(retry.previouslyApplied).toEqual([MIGRATIONS[0]]);
+      expect(retry.applied).toEqual(MIGRATIONS.slice(1));
       expect(await describeSchema(pool)).toEqual(reference);
     });
   });
