@@ -76,17 +76,37 @@ interface AclEntry {
   grantable: boolean;
 }
 
-/** Renders ACL entries as one stable line per database, with the migrations' owner normalized. */
-function renderAcl(entries: AclEntry[], role: (name: string) => string): string {
+/**
+ * Privileges an application role ordinarily gets from the operator (docs/app-role.sql), by kind
+ * of object. Grants to roles other than the migrations' owner and PUBLIC don't come from the
+ * migrations, so only privileges beyond these (or with grant option) are part of a description.
+ */
+const ORDINARY_PRIVILEGES: Record<'table' | 'sequence' | 'schema' | 'function' | 'type' | 'defaults', ReadonlySet<string>> = {
+  table: new Set(['SELECT', 'INSERT', 'UPDATE', 'DELETE']),
+  sequence: new Set(['USAGE', 'SELECT', 'UPDATE']),
+  schema: new Set(['USAGE']),
+  function: new Set(['EXECUTE']),
+  type: new Set(['USAGE']),
+  defaults: new Set(['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'USAGE', 'EXECUTE']),
+};
+
+/**
+ * Renders ACL entries as one stable line: `grantee: PRIV, PRIV*` (a star: with grant option),
+ * with the migrations' owner normalized. Every privilege of the owner and of PUBLIC is listed;
+ * of any other role, only those beyond `ordinary`.
+ */
+function renderAcl(entries: AclEntry[], role: (name: string) => string, ordinary: ReadonlySet<string>): string {
   const byGrantee = new Map<string, string[]>();
   for (const e of entries) {
     const grantee = role(e.grantee);
+    const listed = grantee === MIGRATOR || grantee === PUBLIC || e.grantable || !ordinary.has(e.privilege);
+    if (!listed) continue;
     const list = byGrantee.get(grantee) ?? [];
     list.push(e.privilege + (e.grantable ? '*' : ''));
     byGrantee.set(grantee, list);
   }
   return [...byGrantee.entries()]
-    .sort(([a], [b]) => a.localeCompare(b))
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([grantee, privileges]) => `${grantee}: ${privileges.sort().join(', ')}`)
     .join('; ');
 }
@@ -113,7 +133,7 @@ export async function describeCatalog(db: Queryable, journal: JournalLocation = 
             ${ACL_COLUMNS(`coalesce(n.nspacl, pg_catalog.acldefault('n'::"char", n.nspowner))`)} as acl
        from pg_catalog.pg_namespace n where ${USER_SCHEMAS} and ${NOT_FROM_EXTENSION('pg_namespace', 'n.oid')}`,
   );
-  for (const s of schemas) add(`schema ${s.name}`, { owner: role(s.owner), grants: renderAcl(s.acl, role) });
+  for (const s of schemas) add(`schema ${s.name}`, { owner: role(s.owner), grants: renderAcl(s.acl, role, ORDINARY_PRIVILEGES.schema) });
 
   const { rows: relations } = await db.query<{
     schema: string; name: string; kind: string; persistence: string; rls: boolean; force_rls: boolean; owner: string;
@@ -139,7 +159,7 @@ export async function describeCatalog(db: Queryable, journal: JournalLocation = 
       'row-level security': r.rls ? 'enabled' : 'disabled',
       'forced row-level security': r.force_rls ? 'forced' : 'not forced',
       owner: role(r.owner),
-      grants: renderAcl(r.acl, role),
+      grants: renderAcl(r.acl, role, r.kind === 'S' ? ORDINARY_PRIVILEGES.sequence : ORDINARY_PRIVILEGES.table),
       options: r.options,
       'view definition': r.view,
       'partition key': r.partition_key,
@@ -177,7 +197,7 @@ export async function describeCatalog(db: Queryable, journal: JournalLocation = 
       collation: c.collation,
       identity: c.identity || null,
       generated: c.generated || null,
-      grants: c.acl ? renderAcl(c.acl, role) : null,
+      grants: c.acl ? renderAcl(c.acl, role, ORDINARY_PRIVILEGES.table) || null : null,
     });
   }
 
@@ -258,7 +278,7 @@ export async function describeCatalog(db: Queryable, journal: JournalLocation = 
       settings: f.config,
       body: f.body,
       owner: role(f.owner),
-      grants: renderAcl(f.acl, role),
+      grants: renderAcl(f.acl, role, ORDINARY_PRIVILEGES.function),
     });
   }
 
@@ -307,7 +327,7 @@ export async function describeCatalog(db: Queryable, journal: JournalLocation = 
       nullable: t.kind === 'd' ? (t.not_null ? 'not null' : 'null') : null,
       default: t.default,
       owner: role(t.owner),
-      grants: renderAcl(t.acl, role),
+      grants: renderAcl(t.acl, role, ORDINARY_PRIVILEGES.type),
     });
   }
 
@@ -342,7 +362,9 @@ export async function describeCatalog(db: Queryable, journal: JournalLocation = 
        from pg_catalog.pg_default_acl d left join pg_catalog.pg_namespace n on n.oid = d.defaclnamespace`,
   );
   for (const d of defaults) {
-    add(`default privileges of ${role(d.role)} in ${d.schema ?? 'every schema'} on ${d.type}`, { grants: renderAcl(d.acl, role) });
+    const grants = renderAcl(d.acl, role, ORDINARY_PRIVILEGES.defaults);
+    // An operator's default grants of row privileges to an application role are not drift.
+    if (grants) add(`default privileges of ${role(d.role)} in ${d.schema ?? 'every schema'} on ${d.type}`, { grants });
   }
   return out;
 }
