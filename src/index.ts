@@ -35,6 +35,7 @@ export {
   VaultDbMigrator,
   MigrationRefusedError,
   MIGRATOR_DEFAULTS,
+  NonTransactionalMigration,
   type RunMigrationsOptions,
   type MigrationReport,
   type MigrationRunReport,

@@ -15,6 +15,7 @@ export { MIGRATION_LOCK_KEY } from './migrations-runner/lock.js';
 export { VaultDbMigrator, type MigrationRunReport } from './migrations-runner/vault-db-migrator.js';
 export { MigrationRefusedError, type MigrationRefusal } from './migrations-runner/errors.js';
 export { MIGRATOR_DEFAULTS, type MigratorOptions, type UnknownMigrationsPolicy } from './migrations-runner/options.js';
+export { NonTransactionalMigration } from './migrations-runner/non-transactional-migration.js';
 
 /** Options of {@link runMigrations}: where, plus any {@link MigratorOptions}. */
 export interface RunMigrationsOptions extends Partial<MigratorOptions> {
