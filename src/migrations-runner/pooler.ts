@@ -24,7 +24,8 @@ export function pooledDeclaration(url: string, declared: boolean | undefined, en
   if (declared === true) return 'declared pooled (pooled: true)';
   if (declared === false) return null;
   const flag = env.DATABASE_URL_POOLED?.trim().toLowerCase();
-  if (flag && ['1', 'true', 'yes'].includes(flag) && env.DATABASE_URL?.trim() === url.trim()) {
+  // The declaration is about DATABASE_URL; DIRECT_URL, even if it is the same text, says "direct".
+  if (flag && ['1', 'true', 'yes'].includes(flag) && env.DATABASE_URL?.trim() === url.trim() && env.DIRECT_URL?.trim() !== url.trim()) {
     return 'DATABASE_URL is declared pooled (DATABASE_URL_POOLED)';
   }
   try {
