@@ -294,6 +294,14 @@ function validateIn(cwd: string): Promise<CliResult> {
 }
 
 describe.concurrent('npm run schema:validate', () => {
+  // One application role on the shared database, made before the concurrent tests: two GRANTs on
+  // the same table at once fail with "tuple concurrently updated".
+  let app: AppRole;
+  beforeAll(async () => {
+    app = await createAppRole(db);
+    roles.push(app);
+  });
+
   test('exits 0 on a freshly migrated database, for the owner', async ({ expect }) => {
     const result = await validate(['--database-url', db.url]);
     expect(result, result.stderr).toMatchObject({ code: 0 });
@@ -331,15 +339,11 @@ describe.concurrent('npm run schema:validate', () => {
   });
 
   test('as the application role on a clean database, with DIRECT_URL: exit 0, no false drift', async ({ expect }) => {
-    const app = await createAppRole(db);
-    roles.push(app);
     const result = await validate(['--database-url', app.url], { DIRECT_URL: db.url });
     expect(result, result.stderr).toMatchObject({ code: 0 });
   });
 
   test('as the application role without DIRECT_URL: exit 2 and one line saying what to set', async ({ expect }) => {
-    const app = await createAppRole(db);
-    roles.push(app);
     const result = await validate(['--database-url', app.url], { DATABASE_URL: app.url });
     expect(result.code).toBe(2);
     expect(result.stdout).toBe('');
