@@ -40,6 +40,7 @@ export function compareCatalogs(actual: CatalogDescription, expected: CatalogDes
 
 /** `attribute is X, expected Y`, excerpting long values around their first difference. */
 export function describeDifference(attribute: string, actual: string | null, expected: string | null): string {
+  if (attribute === 'grants') return describeGrants(actual, expected);
   if (actual !== null && expected !== null && (actual.length > MAX_VALUE || expected.length > MAX_VALUE)) {
     let at = 0;
     while (at < actual.length && at < expected.length && actual[at] === expected[at]) at++;
@@ -47,6 +48,24 @@ export function describeDifference(attribute: string, actual: string | null, exp
     return `${attribute} differs from line ${line} on: ${show(excerpt(actual, at))}, expected ${show(excerpt(expected, at))}`;
   }
   return `${attribute} is ${show(actual)}, expected ${show(expected)}`;
+}
+
+/** Grants differ grantee by grantee: `grants: PUBLIC has SELECT, expected nothing`. */
+function describeGrants(actual: string | null, expected: string | null): string {
+  const parse = (value: string | null) =>
+    new Map(
+      (value ?? '')
+        .split('; ')
+        .filter(Boolean)
+        .map((entry) => [entry.slice(0, entry.lastIndexOf(': ')), entry.slice(entry.lastIndexOf(': ') + 2)] as const),
+    );
+  const have = parse(actual);
+  const want = parse(expected);
+  const grantees = [...new Set([...want.keys(), ...have.keys()])].sort();
+  const parts = grantees
+    .filter((grantee) => have.get(grantee) !== want.get(grantee))
+    .map((grantee) => `${grantee} has ${have.get(grantee) ?? 'nothing'}, expected ${want.get(grantee) ?? 'nothing'}`);
+  return `grants: ${parts.join('; ')}`;
 }
 
 function excerpt(value: string, at: number): string {
