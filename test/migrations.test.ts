@@ -231,6 +231,32 @@ describe('runMigrations', () => {
       expect(retry.applied).toEqual(MIGRATIONS.slice(1));
       expect(compareCatalogs(await catalogOf(pool), reference)).toEqual([]);
     });
+
+    test('a migration that fails only at COMMIT (a deferred constraint) is reported as failed, not as migrated', async () => {
+      const { db, pool } = await freshDatabase();
+      const folder = await fixtureFolder();
+      await folder.write(
+        'Migration20991231000020',
+        `import { Migration } from '@mikro-orm/migrations';
+export class Migration20991231000020 extends Migration {
+  override async up(): Promise<void> {
+    this.addSql('create table fails_at_commit (x int unique deferrable initially deferred);');
+    this.addSql('insert into fails_at_commit values (1), (1);');
+  }
+  override async down(): Promise<void> { this.addSql('drop table fails_at_commit;'); }
+}
+`,
+      );
+      const lines: string[] = [];
+      const { orm, migrator } = await ormWithMigrations(db.url, folder.dir, { log: (l) => lines.push(l) });
+      cleanups.push(() => orm.close(true));
+      await expect(migrator.up()).rejects.toThrow(
+        /^Migration Migration20991231000020 failed in its transaction \(duplicate key value violates unique constraint .*\(SQLSTATE 23505\)\); it was rolled back, so nothing of Migration20991231000020 is applied\.$/,
+      );
+      expect(lines).toEqual(MIGRATIONS.map((name) => `migrated ${name}`));
+      expect(await appliedMigrations(pool)).toEqual(MIGRATIONS);
+      expect(await listTables(pool)).not.toContain('fails_at_commit');
+    });
   });
 
   describe('a migration that waits for a table lock', () => {

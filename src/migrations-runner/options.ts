@@ -58,7 +58,8 @@ export const MIGRATOR_DEFAULTS: MigratorOptions = {
 
 const optionsSchema = z
   .object({
-    log: z.function().optional(),
+    // z.custom, not z.function(): the latter would hand back a wrapper, not the caller's function.
+    log: z.custom<(line: string) => void>((value) => typeof value === 'function', 'must be a function').optional(),
     lockTimeoutMs: timeoutMs.optional(),
     ddlLockTimeoutMs: timeoutMs.optional(),
     ddlLockAttempts: z.number().int().min(1).max(100).optional(),

@@ -50,6 +50,8 @@ export class MigrationSession {
     try {
       const result = await work(trx);
       await trx.commit();
+      // knex resolves commit() even when COMMIT fails, and rejects this instead.
+      await trx.executionPromise;
       return result;
     } catch (error) {
       await trx.rollback().catch(() => {});

@@ -297,7 +297,9 @@ export class VaultDbMigrator extends Migrator {
         await this.runMigrationInTransaction(trx, known, 'up');
         await this.journal.record(trx, known.name, print.checksum);
       }),
-    );
+    ).catch((error: unknown) => {
+      throw transactionFailed(known.name, 'up', error);
+    });
   }
 
   /** Reverts one migration and removes it from the journal, like {@link apply}. */
@@ -320,7 +322,9 @@ export class VaultDbMigrator extends Migrator {
         await this.runMigrationInTransaction(trx, known, 'down');
         await this.journal.unrecord(trx, known.name);
       }),
-    );
+    ).catch((error: unknown) => {
+      throw transactionFailed(known.name, 'down', error);
+    });
   }
 
   /** Runs a migration's statements in `trx`; its `execute()` and entity manager use `trx` too. */
@@ -519,6 +523,14 @@ function statementFailed(name: string, method: 'up' | 'down', index: number, cou
   return lost
     ? new TransientError(`The migration connection was lost: ${where}; ${outcome}. Run the migrations again.`, error)
     : new DatabaseError(`Migration ${where}; ${outcome}.`, error);
+}
+
+/** A failure of a migration's transaction outside its statements (at COMMIT, say); it rolled back. */
+function transactionFailed(name: string, method: 'up' | 'down', error: unknown): unknown {
+  if (error instanceof VaultDbError) return error;
+  const where = `${name}${method === 'up' ? '' : ' (down)'} failed in its transaction (${serverMessage(error)}); it was rolled back, so nothing of ${name} is ${method === 'up' ? 'applied' : 'reverted'}`;
+  const lost = causes(error).some((e) => CONNECTION_LOST.test(messageOf(e)) || ['57P01', '57P02', '57P03'].includes(String((e as { code?: unknown }).code)));
+  return lost ? new TransientError(`The migration connection was lost: ${where}. Run the migrations again.`, error) : new DatabaseError(`Migration ${where}.`, error);
 }
 
 function pooledUrl(url: string, why: string): MigrationRefusedError {
