@@ -207,7 +207,7 @@ export class VaultDbMigrator extends Migrator {
       if (this.settings.onUnknownMigrations === 'refuse') {
         throw new MigrationRefusedError(
           'unknown_applied',
-          `${what}. Nothing was changed. Deploy the release that has them, or, if this code is known to work with that schema, pass onUnknownMigrations: 'warn' (VAULT_DB_UNKNOWN_MIGRATIONS=warn for the CLI).`,
+          `${what}. No migration was applied or reverted. Deploy the release that has them, or, if this code is known to work with that schema, pass onUnknownMigrations: 'warn' (VAULT_DB_UNKNOWN_MIGRATIONS=warn for the CLI).`,
           unknown,
         );
       }
@@ -258,7 +258,7 @@ export class VaultDbMigrator extends Migrator {
     if (changed.length > 0) {
       throw new MigrationRefusedError(
         'checksum_mismatch',
-        `Applied migration(s) changed since they were applied: ${changed.join(', ')}. Nothing was changed. ` +
+        `Applied migration(s) changed since they were applied: ${changed.join(', ')}. No migration was applied or reverted. ` +
           `Never edit an applied migration: restore it and add a new one. If the change is deliberate and the schema matches ` +
           `(npm run schema:validate), clear the recorded checksum (update ${this.journal.table} set checksum = null where name = '<name>') and it is recorded again.`,
         changed.map((c) => c.split(' ')[0] ?? c),
