@@ -9,12 +9,12 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { GeneratedCacheAdapter, ReflectMetadataProvider } from '@mikro-orm/core';
 import { defineConfig, type Options } from '@mikro-orm/postgresql';
-import { Migrator } from '@mikro-orm/migrations';
 import type * as Reflection from '@mikro-orm/reflection';
 import { ormDriverOptions } from './connection-options.js';
 import { entities } from './entities/index.js';
 import { redactingLoggerFactory } from './log-redaction.js';
 import { VaultDbDriver } from './records-driver.js';
+import { VaultDbMigrator } from './migrations-runner/vault-db-migrator.js';
 
 /** Folder of the migrations next to this module: `src/migrations` in development, `dist/migrations` when built. */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations', import.meta.url));
@@ -81,7 +81,9 @@ export function createConfig(clientUrl: string, overrides: Partial<Options> = {}
     driver: VaultDbDriver,
     entities: [...entities],
     ...metadataOptions(),
-    extensions: [Migrator],
+    // MikroORM's migrator with a production-safe up()/down(), so the CLI and runMigrations() take
+    // the same lock and run the same way (see src/migrations-runner/vault-db-migrator.ts).
+    extensions: [VaultDbMigrator],
     batchSize: FLUSH_BATCH_SIZE,
     // Entities are never loaded implicitly across requests: each service call forks its own EM.
     allowGlobalContext: false,
@@ -94,8 +96,10 @@ export function createConfig(clientUrl: string, overrides: Partial<Options> = {}
       snapshot: true,
       snapshotName: '.snapshot-vault-db',
       tableName: 'mikro_orm_migrations',
+      // One transaction per migration (VaultDbMigrator ignores allOrNothing; false says so here):
+      // a long run doesn't hold its first migration's locks to the end.
       transactional: true,
-      allOrNothing: true,
+      allOrNothing: false,
       dropTables: false,
       safe: false,
       // runMigrations logs each migration itself; the CLI prints its own summary.

@@ -19,7 +19,8 @@ export type VaultDbErrorCode =
   | 'transient'
   | 'database'
   | 'configuration'
-  | 'purge_incomplete';
+  | 'purge_incomplete'
+  | 'migration_refused';
 
 /** Base class of every error this package throws on purpose. */
 export abstract class VaultDbError extends Error {

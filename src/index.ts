@@ -39,7 +39,20 @@ export {
   type EmbeddedServerFailure,
   type EmbeddedServerOrigin,
 } from './embedded-postgres.js';
-export { runMigrations, MIGRATION_LOCK_KEY, type RunMigrationsOptions, type MigrationReport } from './migrate.js';
+export {
+  runMigrations,
+  MIGRATION_LOCK_KEY,
+  VaultDbMigrator,
+  MigrationRefusedError,
+  MIGRATOR_DEFAULTS,
+  NonTransactionalMigration,
+  type RunMigrationsOptions,
+  type MigrationReport,
+  type MigrationRunReport,
+  type MigrationRefusal,
+  type MigratorOptions,
+  type UnknownMigrationsPolicy,
+} from './migrate.js';
 export {
   VaultDbError,
   VaultNotFoundError,

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import pg from 'pg';
+import { pgConnectionConfig } from '../src/connection-options.js';
 import { MikroORM } from '@mikro-orm/postgresql';
 import type { Migrator } from '@mikro-orm/migrations';
 import { createConfig } from '../src/config.js';
@@ -18,7 +19,7 @@ let pool: pg.Pool;
 let orm: MikroORM;
 beforeAll(async () => {
   db = await createTestDatabase({ migrate: false });
-  pool = new pg.Pool({ connectionString: db.url, max: 2 });
+  pool = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
   const config = createConfig(db.url, { pool: { min: 0, max: 2 } });
   // snapshot off, as in migrations.test.ts: never write over the committed snapshot.
   orm = await MikroORM.init({ ...config, migrations: { ...config.migrations, snapshot: false } });

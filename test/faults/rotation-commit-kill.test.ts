@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import pg from 'pg';
+import { pgConnectionConfig } from '../../src/connection-options.js';
 import { SyncService } from '../../src/sync/sync-service.js';
 import { terminateBackend, waitForBackend } from '../../soak/faults.js';
 import { sleep } from '../../soak/random.js';
@@ -27,7 +28,7 @@ let admin: pg.Client;
 beforeAll(async () => {
   db = await createTestOrm({ pool: { min: 0, max: 4 }, driverOptions: { connection: { application_name: APP }, log: quietKnexLog } });
   sync = new SyncService(db.orm.em, { lockTimeoutMs: 10_000 });
-  admin = new pg.Client({ connectionString: db.url, application_name: 'fault-test-admin' });
+  admin = new pg.Client({ ...pgConnectionConfig(db.url), application_name: 'fault-test-admin' });
   admin.on('error', () => {});
   await admin.connect();
   // Test-only gates: a row trigger that waits for an advisory lock while a "gate-" record is

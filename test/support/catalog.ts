@@ -2,6 +2,10 @@
  * Reads the schema back from pg_catalog, by name only (no OIDs), so two databases or two points
  * in time can be compared with a plain deep equality. PostgreSQL's own deparsers
  * (`format_type`, `pg_get_expr`, `pg_get_constraintdef`, ...) give the same text on 15 and 17.
+ *
+ * These are the narrow, table-by-table views that schema tests assert on. The complete
+ * description (every object, its security, grants and the journal), which the drift check and the
+ * migration round-trip tests compare, is src/schema-check/catalog.ts.
  */
 import type pg from 'pg';
 

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import pg from 'pg';
+import { pgConnectionConfig } from '../../src/connection-options.js';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { createConfig } from '../../src/config.js';
 import { ConfigurationError, PurgeIncompleteError } from '../../src/errors.js';
@@ -57,7 +58,7 @@ test('purges vault by vault and reports the tombstones and vaults purged', async
 
 test('a vault locked longer than lockTimeoutMs is skipped with its reason; the run goes on, and a later run purges it', async () => {
   const [first, locked, last] = await vaultsWithTombstones(`lock-${randomBytes(3).toString('hex')}`, 3) as [string, string, string];
-  const holder = new pg.Client({ connectionString: ctx.db.url });
+  const holder = new pg.Client(pgConnectionConfig(ctx.db.url));
   await holder.connect();
   try {
     await holder.query('begin');
