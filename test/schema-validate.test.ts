@@ -209,8 +209,9 @@ describe('each change of #14.2 is named in one line', () => {
   });
 
   test('a column collation changed', async () => {
-    const lines = await differencesAfter((c) => c.query(`alter table records alter column record_id type text collate "C"`));
-    expect(lines).toEqual(['column public.records.record_id: collation is "pg_catalog.\\"C\\"", expected not set']);
+    // staged_records.record_id: records' text columns appear in trigger definitions, which forbid the change.
+    const lines = await differencesAfter((c) => c.query(`alter table staged_records alter column record_id type text collate "C"`));
+    expect(lines).toEqual(['column public.staged_records.record_id: collation is "pg_catalog.\\"C\\"", expected not set']);
   });
 
   test('a table made UNLOGGED', async () => {

@@ -120,6 +120,8 @@ async function removeAbandonedBuilds(dataDir: string): Promise<void> {
   for (const name of siblings) {
     if (!name.startsWith(prefix)) continue;
     const builder = parseProcessId(name.slice(prefix.length).replace(/-[0-9a-f]{8}$/, ''));
-    if (builder && !isRunning(builder)) await rm(path.join(path.dirname(dataDir), name), { recursive: true, force: true });
+    // The builder's initdb outlives a SIGKILL of the builder and may still be writing for a
+    // moment: retry on ENOTEMPTY instead of failing the start.
+    if (builder && !isRunning(builder)) await rm(path.join(path.dirname(dataDir), name), { recursive: true, force: true, maxRetries: 20, retryDelay: 250 });
   }
 }

@@ -8,13 +8,20 @@ import type { Migrator } from '@mikro-orm/migrations';
 import pg from 'pg';
 import { pgConnectionConfig } from '../../src/connection-options.js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createConfig } from '../../src/config.js';
+import { readdirSync } from 'node:fs';
+import { createConfig, MIGRATIONS_DIR } from '../../src/config.js';
 import { describeSchema } from '../support/catalog.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
-/** The last migration before this work; everything after it is reverted and re-applied. */
-const BEFORE = 'Migration20261127130000';
-const OURS = ['Migration20261130200000', 'Migration20261130210000', 'Migration20261130220000'];
+/** Every migration of the package, in the order the runner applies them. */
+const MIGRATIONS = readdirSync(MIGRATIONS_DIR)
+  .filter((f) => /^Migration\d+\.ts$/.test(f))
+  .map((f) => f.replace(/\.ts$/, ''))
+  .sort();
+
+/** The migrations under test; the one before the first of them is the state they start from. */
+const OURS = ['Migration20261130200000', 'Migration20261130210000', 'Migration20261130220000', 'Migration20261130230000'];
+const BEFORE = MIGRATIONS[MIGRATIONS.indexOf(OURS[0] as string) - 1] as string;
 
 let db: TestDatabase;
 let pool: pg.Pool;

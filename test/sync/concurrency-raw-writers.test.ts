@@ -12,7 +12,9 @@ import type pg from 'pg';
 import type { Change, RecordState } from '../../src/sync/types.js';
 import { bytes, del, newVault, put, setupSyncDatabase } from './support/sync.js';
 
-const ctx = setupSyncDatabase();
+// Seven writers and a reader share one vault from one process; the per-vault gate (meant for one
+// device's calls) would refuse most of them, so it is opened wide as in the other concurrency tests.
+const ctx = setupSyncDatabase({ maxConcurrentCallsPerVault: 64 });
 
 const SERVICE_WRITERS = 3;
 const RAW_INSERTERS = 2;

@@ -118,7 +118,7 @@ describe('under row-level security', () => {
   test('purging every vault as a non-owner role fails with ConfigurationError naming the owner and DIRECT_URL, and changes nothing', async () => {
     await vaultsWithTombstones(`rls-${randomBytes(3).toString('hex')}`, 1);
     const before = await tableDigest(ctx.db.pool);
-    const error = await rejectionOf(new SyncService(app.em).purgeTombstones({ olderThan: FUTURE() }));
+    const error = await rejectionOf(new SyncService(app.em, { claimKey: role.claimKey }).purgeTombstones({ olderThan: FUTURE() }));
     expect(error).toBeInstanceOf(ConfigurationError);
     expect((error as Error).message).toMatch(/owner/);
     expect((error as Error).message).toMatch(/DIRECT_URL/);
@@ -127,6 +127,6 @@ describe('under row-level security', () => {
 
   test('purging one user still works as that role', async () => {
     const [user] = await vaultsWithTombstones(`rls-one-${randomBytes(3).toString('hex')}`, 1) as [string];
-    expect(await new SyncService(app.em).purgeTombstones({ olderThan: FUTURE(), userId: user })).toEqual({ purged: 1, vaults: 1, skipped: [] });
+    expect(await new SyncService(app.em, { claimKey: role.claimKey }).purgeTombstones({ olderThan: FUTURE(), userId: user })).toEqual({ purged: 1, vaults: 1, skipped: [] });
   });
 });

@@ -9,7 +9,8 @@
 import { describe, expect, test } from 'vitest';
 import type pg from 'pg';
 import { ResyncRequiredError } from '../../src/errors.js';
-import { createAppRole } from '../support/app-role.js';
+import { pgConnectionConfig } from '../../src/connection-options.js';
+import { actAs, createAppRole } from '../support/app-role.js';
 import { createTestOrm } from '../support/database.js';
 import { bytes, del, newVault, pullAll, put, rejectionOf, setupSyncDatabase, storedRecord, storedRecords, vaultDigest } from './support/sync.js';
 import { SyncService } from '../../src/sync/sync-service.js';
@@ -244,14 +245,14 @@ test('a non-owner role under row-level security writes raw SQL the same way, wit
   const stranger = await newVault(ctx.sync);
   const role = await createAppRole(ctx.db);
   const { default: pgModule } = await import('pg');
-  const client = new pgModule.Client({ connectionString: role.url });
+  const client = new pgModule.Client(pgConnectionConfig(role.url));
   client.on('error', () => {});
   await client.connect();
   try {
     const { cursor } = await pullAll(ctx.sync, user, null);
     const vaultId = (await counters(ctx.db.pool, user)).id;
     await client.query('begin');
-    await client.query(`select set_config('app.user_id', $1, true)`, [user]);
+    await actAs(client, user, role.claimKey);
     await client.query('insert into records (user_id, vault_id, record_id, ciphertext) values ($1, $2, $3, $4)', [user, vaultId, 'by-app', bytes()]);
     await client.query('commit');
     expect((await ctx.sync.pull(user, { cursor })).changes.map((c) => c.recordId)).toEqual(['by-app']);
@@ -260,7 +261,7 @@ test('a non-owner role under row-level security writes raw SQL the same way, wit
     const strangerVault = (await counters(ctx.db.pool, stranger)).id;
     const before = await vaultDigest(ctx.db.pool, stranger);
     await client.query('begin');
-    await client.query(`select set_config('app.user_id', $1, true)`, [user]);
+    await actAs(client, user, role.claimKey);
     await expect(client.query('insert into records (user_id, vault_id, record_id, ciphertext) values ($1, $2, $3, $4)', [user, strangerVault, 'x', bytes()])).rejects.toMatchObject({ code: '23503' });
     await client.query('rollback');
     expect(await vaultDigest(ctx.db.pool, stranger)).toBe(before);
