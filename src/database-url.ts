@@ -8,6 +8,7 @@
 import pg from 'pg';
 import { pgConnectionConfig, tlsSettings } from './connection-options.js';
 import { ConfigurationError } from './errors.js';
+import { explainTlsFailure } from './tls-failure.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
 
 /** Which server a URL came from, for status output. */
@@ -113,19 +114,6 @@ function describeTarget(target: DatabaseTarget): string {
     : `${target.source} (${redactUrl(target.url)})`;
 }
 
-/** The fix for a server that refuses unencrypted connections. */
-const requiresTls = 'accepts only encrypted connections: add sslmode=verify-full (with sslrootcert=<CA file> for a private CA) or sslmode=require to the URL.';
-
-/** Node's codes for a certificate chain that ends at a CA this process does not trust. */
-const UNTRUSTED_CA = new Set([
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'CERT_UNTRUSTED',
-  'CERT_SIGNATURE_FAILURE',
-]);
 
 /**
  * The rest of the one line that {@link checkDatabaseReachable} prints after naming the URL: what
@@ -135,16 +123,9 @@ const UNTRUSTED_CA = new Set([
 function explainConnectError(error: unknown): string {
   const e = error as { code?: string; message?: string };
   const message = e.message ?? String(error);
-  if (e.code && UNTRUSTED_CA.has(e.code)) {
-    return 'presented a certificate signed by a CA this process does not trust: add sslrootcert=<path of the CA certificate> to the URL (for a public CA, check that the server sends its whole chain).';
-  }
+  const tls = explainTlsFailure(error);
+  if (tls) return tls;
   switch (e.code) {
-    case 'ERR_TLS_CERT_ALTNAME_INVALID':
-      return `presented a certificate for another host name (${message.replace(/^Hostname\/IP does not match certificate's altnames: /, '')}): connect with a host name the certificate names.`;
-    case 'CERT_HAS_EXPIRED':
-      return 'presented an expired certificate: the server needs a renewed certificate (and check this machine\'s clock).';
-    case 'CERT_NOT_YET_VALID':
-      return 'presented a certificate that is not valid yet: check this machine\'s clock.';
     case 'ECONNREFUSED':
       return 'refused the connection: is the server running, and are host and port right?';
     case 'ENOTFOUND':
@@ -153,20 +134,11 @@ function explainConnectError(error: unknown): string {
     case 'ETIMEDOUT':
       return 'did not answer in time: check the host, the port and any firewall.';
     case '28P01':
-      return 'rejected the login: check the user name and password.';
     case '28000':
-      // pg_hba.conf also answers 28000 when it accepts only TLS ("no encryption").
-      if (/no encryption/i.test(message)) return requiresTls;
       return 'rejected the login: check the user name and password.';
     case '3D000':
       return 'names a database that does not exist: create it or fix the database name.';
     default:
-      // node-pg's answer to a server that declined TLS: no fallback to plain TCP, ever.
-      if (/does not support SSL/i.test(message)) {
-        return 'does not offer TLS, but the URL asks for it; vault-db never falls back to an unencrypted connection. Enable TLS on the server, or use sslmode=disable for a server on this machine.';
-      }
-      // PgBouncer with client_tls_sslmode=require (as Neon's pooler) answers a plain connection so.
-      if (/SSL required/i.test(message)) return requiresTls;
       if (message.includes('timeout')) return 'did not answer in time: check the host, the port and any firewall.';
       if (/ssl|tls|certificate/i.test(message) || e.code?.startsWith('ERR_SSL') || e.code?.startsWith('ERR_TLS')) {
         return `failed the TLS handshake (${message}): check sslmode and sslrootcert in the URL.`;

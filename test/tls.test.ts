@@ -133,6 +133,30 @@ describe.skipIf(!stack)('on the Neon-shaped stack', () => {
     });
   });
 
+  describe('inside the sync service: a TLS problem is a ConfigurationError, not a raw driver error or a retry', () => {
+    test.each([
+      ['a CA this process does not trust', () => withParams(s.pooled, { sslrootcert: null }), 'a CA this process does not trust'],
+      ['an expired certificate', () => s.expired, 'presented an expired certificate'],
+      ['a server without TLS', () => withParams(s.plain, { sslmode: 'require', sslrootcert: s.ca }), 'does not offer TLS'],
+    ])('%s', async (_name, url, words) => {
+      const orm = await MikroORM.init(createConfig(url(), { connect: false, pool: { min: 0, max: 1 } }));
+      try {
+        const sync = new SyncService(orm.em, { claimKey: Buffer.alloc(32, 7) });
+        let caught: unknown;
+        try {
+          await sync.pull('tls-user');
+        } catch (error) {
+          caught = error;
+        }
+        expect(caught).toBeInstanceOf(ConfigurationError);
+        expect((caught as Error).message).toContain(words);
+        expect((caught as Error).message).not.toContain('\n');
+      } finally {
+        await orm.close(true);
+      }
+    });
+  });
+
   describe('every connection the package opens is encrypted', () => {
     const name = `vault_db_tls_${randomBytes(5).toString('hex')}`;
     let direct: string;

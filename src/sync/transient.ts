@@ -6,7 +6,8 @@
  * @module
  */
 import { OptimisticLockError } from '@mikro-orm/core';
-import { DatabaseError, TransientError, VaultDbError } from '../errors.js';
+import { explainTlsFailure } from '../tls-failure.js';
+import { ConfigurationError, DatabaseError, TransientError, VaultDbError } from '../errors.js';
 
 const RETRYABLE_SQLSTATES: Record<string, string> = {
   '40001': 'a serialization failure',
@@ -100,6 +101,9 @@ export function classifyFailure(error: unknown): unknown {
   if (error instanceof OptimisticLockError) return new TransientError('A record changed under this call; retry it.', sanitize(error));
   let isDriverError = false;
   for (const e of chain(error)) {
+    // A TLS or certificate problem won't go away on a retry: it is the URL's or the server's.
+    const tls = explainTlsFailure(e);
+    if (tls) return new ConfigurationError(`The database server ${tls}`, { cause: sanitize(error) });
     const code = (e as { code?: unknown }).code;
     const name = (e as { name?: unknown }).name;
     const text = (e as { message?: unknown }).message;

@@ -11,7 +11,7 @@ import { knex } from '@mikro-orm/knex';
 import { PostgreSqlExceptionConverter } from '@mikro-orm/postgresql';
 import pg from 'pg';
 import { describe, expect, test } from 'vitest';
-import { DatabaseError, TransientError, ValidationError, VaultDbError, VaultNotFoundError } from '../../src/errors.js';
+import { ConfigurationError, DatabaseError, TransientError, ValidationError, VaultDbError, VaultNotFoundError } from '../../src/errors.js';
 import { classifyFailure, POOL_RETRY_AFTER_MS } from '../../src/sync/transient.js';
 
 /** A server error as node-pg builds it, after knex put the statement in front of the message, converted by MikroORM. */
@@ -148,5 +148,29 @@ describe('anything that is not a driver error is rethrown unchanged (a bug must 
   test('a non-error value', () => {
     expect(classifyFailure('boom')).toBe('boom');
     expect(classifyFailure(undefined)).toBeUndefined();
+  });
+});
+
+describe('TLS and certificate failures become ConfigurationError (a retry cannot help)', () => {
+  const tlsFailure = (code: string | undefined, message: string) => Object.assign(new Error(message), code === undefined ? {} : { code });
+  test.each([
+    ['SELF_SIGNED_CERT_IN_CHAIN', 'self-signed certificate in certificate chain', 'a CA this process does not trust'],
+    ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'unable to verify the first certificate', 'a CA this process does not trust'],
+    ['CERT_HAS_EXPIRED', 'certificate has expired', 'presented an expired certificate'],
+    ['CERT_NOT_YET_VALID', 'certificate is not yet valid', 'not valid yet'],
+    ['ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames: IP: 127.0.0.2 is not in the cert's list: 127.0.0.1", 'another host name (IP: 127.0.0.2'],
+    [undefined, 'The server does not support SSL connections', 'does not offer TLS'],
+    [undefined, 'SSL required', 'accepts only encrypted connections'],
+    ['28000', 'no pg_hba.conf entry for host "127.0.0.1", user "u", database "d", no encryption', 'accepts only encrypted connections'],
+  ])('%s (%s)', (code, message, words) => {
+    // Wrapped the way knex and MikroORM hand it over: the TLS error is a cause further down.
+    const error = classifyFailure(Object.assign(new Error('connect failed'), { cause: tlsFailure(code, message) }));
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect((error as Error).message).toMatch(/^The database server /);
+    expect((error as Error).message).toContain(words);
+  });
+
+  test('a 28000 without "no encryption" is a login problem, not a TLS one: a DatabaseError', () => {
+    expect(classifyFailure(tlsFailure('28000', 'role "u" is not permitted to log in'))).toBeInstanceOf(DatabaseError);
   });
 });
