@@ -10,7 +10,9 @@ export default defineConfig({
     // The migrator imports migration files with Node's own import(), which needs tsx for .ts.
     execArgv: ['--import', 'tsx'],
     maxWorkers: 2,
-    testTimeout: 60_000,
+    // Generous: several tests run the CLI in child processes (tsx start-up, a scratch database), which
+    // takes seconds on an idle 2-core machine and much longer on a loaded one.
+    testTimeout: 180_000,
     hookTimeout: 120_000,
   },
 });
