@@ -1,8 +1,9 @@
 /**
  * `npm run soak`: many simulated devices of several users work against one SyncService on real
  * PostgreSQL, optionally while connections die under them (`--faults`), then every device pulls
- * and the invariants are checked. Prints a summary; exits 1 on any violation, 2 when the run
- * itself broke. A failure prints the seed and the command that replays the same workload.
+ * and the invariants are checked. Prints a summary; exits 1 on any violation or when the run fell
+ * short of its minimum counts of work (minimums.ts), 2 when the run itself broke. A failure
+ * prints the seed and the command that replays the same workload.
  *
  *   npm run soak -- --quick                       # CI: 2 users x 3 devices, with faults, < 1 minute
  *   npm run soak -- --users 8 --devices 4 --ops 300 --faults --seed 42
@@ -28,6 +29,7 @@ import { Device, type DeviceOptions } from './device.js';
 import { FaultInjector, type FaultStats } from './faults.js';
 import { checkInvariants, INVARIANTS, type ServerRecord, type Violation } from './invariants.js';
 import { Ledger } from './ledger.js';
+import { defaultMinimums, describeMinimums, shortfalls, type Minimums, type RunCounts } from './minimums.js';
 import { contentOf } from './payload.js';
 import { deriveSeed, Rng } from './random.js';
 import { TcpProxy } from './tcp-proxy.js';
@@ -250,6 +252,17 @@ async function soak(config: SoakConfig, serverUrl: string, pooledServerUrl: stri
 
 const n = (value: number) => value.toLocaleString('en-US');
 
+/** The minimum counts this run must reach to pass (see minimums.ts). */
+function minimumsOf(c: SoakConfig): Minimums {
+  return defaultMinimums({ devices: c.users * c.devices, ops: c.ops, faults: c.faults, purges: false, restarts: false });
+}
+
+/** What the run did, as the minimums count it. */
+function runCounts(report: RunReport): RunCounts {
+  const c = report.ledger.counters;
+  return { pushes: c.pushes, pulls: c.pulls, faults: report.faults.terminated + report.faults.cut, purges: 0, restarts: 0, staleWakes: 0 };
+}
+
 function printSummary(config: SoakConfig, report: RunReport): void {
   const c = report.ledger.counters;
   const rows: [string, string][] = [
@@ -267,6 +280,7 @@ function printSummary(config: SoakConfig, report: RunReport): void {
         : '0 (run with --faults)',
     ],
     ['records at the end', n(report.serverRecords)],
+    ['minimums', describeMinimums(runCounts(report), minimumsOf(config))],
     ['violations', String(report.violations.length)],
   ];
   console.log(`soak summary (seed ${config.seed}, ${(report.elapsedMs / 1000).toFixed(1)} s in all)`);
@@ -310,9 +324,17 @@ async function main(): Promise<number> {
   }
   clearTimeout(hung);
   printSummary(config, report);
-  if (report.violations.length === 0) return 0;
-  console.log(`\nsoak: FAILED: ${report.violations.length} violation(s); the first ones:`);
-  for (const v of report.violations.slice(0, 25)) console.log(`  [${v.invariant}] ${v.message}`);
+  const short = shortfalls(runCounts(report), minimumsOf(config));
+  if (report.violations.length === 0 && short.length === 0) return 0;
+  if (short.length > 0) {
+    // Zero violations in a run that did next to nothing prove nothing: it fails too.
+    console.log(`\nsoak: FAILED: the run did not reach its minimum counts: ${short.map((s) => `${s.count} ${s.reached} of at least ${s.minimum}`).join(', ')}`);
+    console.log('  (too short a --duration-ms, too few --ops, or a server too slow to answer; a pass needs the work done)');
+  }
+  if (report.violations.length > 0) {
+    console.log(`\nsoak: FAILED: ${report.violations.length} violation(s); the first ones:`);
+    for (const v of report.violations.slice(0, 25)) console.log(`  [${v.invariant}] ${v.message}`);
+  }
   console.log(`\n  seed ${config.seed}; replay the workload with:\n  ${replayCommand(config)}`);
   console.log('  (the seed fixes every device\'s choices and the fault schedule; the interleaving of devices still depends on timing)');
   return 1;
