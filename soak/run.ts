@@ -29,6 +29,7 @@ import { Device, type DeviceOptions } from './device.js';
 import { FaultInjector, type FaultStats } from './faults.js';
 import { checkInvariants, INVARIANTS, type ServerRecord, type Violation } from './invariants.js';
 import { Ledger } from './ledger.js';
+import { DirectProbe, installPurgeLog, Purger, readPurgeLog, type PurgedRecord } from './purges.js';
 import { defaultMinimums, describeMinimums, shortfalls, type Minimums, type RunCounts } from './minimums.js';
 import { contentOf } from './payload.js';
 import { deriveSeed, Rng } from './random.js';
@@ -45,26 +46,33 @@ interface SoakConfig {
   seed: number;
   durationMs: number;
   faults: boolean;
+  purges: boolean;
   records: number;
   batch: number;
   pool: number;
 }
 
-const DEFAULTS: Omit<SoakConfig, 'seed'> = { users: 4, devices: 3, ops: 200, durationMs: 120_000, faults: false, records: 16, batch: 4, pool: 8 };
-/** `--quick`: what CI runs. Small enough for well under a minute on 2 cores, faults included. */
-const QUICK: Omit<SoakConfig, 'seed'> = { users: 2, devices: 3, ops: 120, durationMs: 30_000, faults: true, records: 12, batch: 4, pool: 6 };
+const DEFAULTS: Omit<SoakConfig, 'seed'> = { users: 4, devices: 3, ops: 200, durationMs: 120_000, faults: false, purges: false, records: 16, batch: 4, pool: 8 };
+/** `--quick`: what CI runs. Small enough for well under a minute on 2 cores, faults and purges included. */
+const QUICK: Omit<SoakConfig, 'seed'> = { users: 2, devices: 3, ops: 120, durationMs: 30_000, faults: true, purges: true, records: 12, batch: 4, pool: 6 };
+/** How long a sleeping device waits for a purge to pass its cursor before it goes on without one. */
+const MAX_SLEEP_MS = 8_000;
+/** Share of a sleeper's steps that fall asleep. */
+const SLEEP_RATE = 0.1;
 /** After the work stops: time for the final pulls and the checks before the run counts as hung. */
 const GRACE_MS = 90_000;
 
 const USAGE = `usage: npm run soak -- [--quick] [--users M] [--devices N] [--ops K] [--seed S] [--duration-ms D] [--faults]
-                          [--records R] [--batch B] [--pool P]
-  --quick        preset for CI: 2 users x 3 devices, 120 ops each, --faults, 30 s at most
+                          [--purges] [--records R] [--batch B] [--pool P]
+  --quick        preset for CI: 2 users x 3 devices, 120 ops each, --faults, --purges, 30 s at most
   --users        users, each with a vault of its own (default ${DEFAULTS.users})
   --devices      devices per user (default ${DEFAULTS.devices})
   --ops          steps per device (default ${DEFAULTS.ops})
   --seed         seed of the workload (default: random, printed)
   --duration-ms  devices stop after this long even if steps remain (default ${DEFAULTS.durationMs})
   --faults       terminate backends and cut sockets at random moments
+  --purges       purge tombstones at random moments, and give each user one more device that sleeps
+                 through purges and must be refused (ResyncRequiredError) when it wakes
   --records      record ids per vault, shared by its devices: fewer means more conflicts (default ${DEFAULTS.records})
   --batch        most changes per push (default ${DEFAULTS.batch})
   --pool         connections in the ORM's pool (default ${DEFAULTS.pool})`;
@@ -80,6 +88,7 @@ function parseConfig(argv: string[]): SoakConfig {
       seed: { type: 'string' },
       'duration-ms': { type: 'string' },
       faults: { type: 'boolean' },
+      purges: { type: 'boolean' },
       records: { type: 'string' },
       batch: { type: 'string' },
       pool: { type: 'string' },
@@ -105,6 +114,7 @@ function parseConfig(argv: string[]): SoakConfig {
     seed: int('seed', values.seed, randomBytes(4).readUInt32BE(0), 0, 2 ** 32 - 1),
     durationMs: int('duration-ms', values['duration-ms'], base.durationMs, 100, 24 * 3600 * 1000),
     faults: values.faults ?? base.faults,
+    purges: values.purges ?? base.purges,
     records: int('records', values.records, base.records, 1, 100_000),
     batch: int('batch', values.batch, base.batch, 1, 1000),
     pool: int('pool', values.pool, base.pool, 1, 100),
@@ -115,7 +125,7 @@ function parseConfig(argv: string[]): SoakConfig {
 function replayCommand(c: SoakConfig): string {
   return (
     `npm run soak -- --users ${c.users} --devices ${c.devices} --ops ${c.ops} --seed ${c.seed} --duration-ms ${c.durationMs}` +
-    `${c.faults ? ' --faults' : ''} --records ${c.records} --batch ${c.batch} --pool ${c.pool}`
+    `${c.faults ? ' --faults' : ''}${c.purges ? ' --purges' : ''} --records ${c.records} --batch ${c.batch} --pool ${c.pool}`
   );
 }
 
@@ -131,6 +141,17 @@ function deviceOptions(c: SoakConfig): DeviceOptions {
     maxAttempts: 200,
     thinkMs: 3,
   };
+}
+
+/** Runs `work` on a connection of its own to `url`. */
+async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client(pgConnectionConfig(url));
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
 }
 
 /** The final state of every vault, read as the tables' owner (row-level security does not apply). */
@@ -160,6 +181,10 @@ interface RunReport {
   ledger: Ledger;
   violations: Violation[];
   serverRecords: number;
+  /** Rows removed by purges, from the audit log. */
+  purged: PurgedRecord[];
+  /** Devices that sleep through purges. */
+  sleepers: number;
 }
 
 /**
@@ -175,8 +200,11 @@ async function soak(config: SoakConfig, serverUrl: string, pooledServerUrl: stri
   const pooledUrl = withDatabase(pooledServerUrl, dbName);
   let proxy: TcpProxy | null = null;
   let orm: MikroORM | null = null;
+  let probe: DirectProbe | null = null;
+  let maintenance: MikroORM | null = null;
   try {
     await runMigrations({ url, log: () => {} });
+    if (config.purges) await withClient(url, installPurgeLog);
     proxy = config.faults ? await TcpProxy.start(pooledUrl) : null;
     const ledger = new Ledger();
     orm = await MikroORM.init(
@@ -192,17 +220,32 @@ async function soak(config: SoakConfig, serverUrl: string, pooledServerUrl: stri
     const sync = new SyncService(orm.em, { lockTimeoutMs: 5000 });
 
     const devices: Device[] = [];
+    const sleepers = new Set<Device>();
+    const users: string[] = [];
     const options = deviceOptions(config);
     for (let u = 0; u < config.users; u++) {
       const userId = `user_${u}_${config.seed}`;
+      users.push(userId);
       await sync.enableVault(userId, { wrappedKey: randomBytes(60), salt: randomBytes(16), kdfParams: { algorithm: 'PBKDF2-SHA256', iterations: 600_000, saltLength: 16 } });
-      for (let d = 0; d < config.devices; d++) {
-        devices.push(new Device(sync, userId, u, d, new Rng(deriveSeed(config.seed, `device ${u}.${d}`)), ledger, options));
+      // With purges, one more device per user: it works like the others, and now and then sleeps through a purge.
+      for (let d = 0; d < config.devices + (config.purges ? 1 : 0); d++) {
+        const device = new Device(sync, userId, u, d, new Rng(deriveSeed(config.seed, `device ${u}.${d}`)), ledger, options);
+        devices.push(device);
+        if (d === config.devices) sleepers.add(device);
       }
     }
 
     const faults = config.faults ? new FaultInjector(url, SOAK_APP_NAME, proxy, new Rng(deriveSeed(config.seed, 'faults'))) : null;
+    if (config.purges) {
+      maintenance = await MikroORM.init(
+        createConfig(url, { pool: { min: 0, max: 2 }, driverOptions: { connection: { application_name: 'soak-purger' }, log: { warn: () => {}, error: () => {}, deprecate: () => {}, debug: () => {} } } }),
+      );
+    }
+    const purger = maintenance ? new Purger(new SyncService(maintenance.em, { lockTimeoutMs: 5000 }), users, new Rng(deriveSeed(config.seed, 'purges')), ledger) : null;
+    probe = config.purges ? new DirectProbe(url) : null;
+    const sleepRng = new Rng(deriveSeed(config.seed, 'sleeps'));
     await faults?.start();
+    purger?.start();
     const workStarted = Date.now();
     const deadline = workStarted + config.durationMs;
     let stepsDone = 0;
@@ -211,8 +254,10 @@ async function soak(config: SoakConfig, serverUrl: string, pooledServerUrl: stri
     try {
       await Promise.all(
         devices.map(async (device) => {
-          for (let i = 0; i < config.ops && Date.now() < deadline && !stopRequested(); i++) {
-            await device.step();
+          const working = () => Date.now() < deadline && !stopRequested();
+          for (let i = 0; i < config.ops && working(); i++) {
+            if (probe && sleepers.has(device) && sleepRng.chance(SLEEP_RATE)) await device.sleepThroughPurge(probe, working, MAX_SLEEP_MS);
+            else await device.step();
             stepsDone++;
             if (process.stdout.isTTY && Date.now() - lastProgress > 1000) {
               lastProgress = Date.now();
@@ -222,6 +267,7 @@ async function soak(config: SoakConfig, serverUrl: string, pooledServerUrl: stri
         }),
       );
     } finally {
+      await purger?.stop();
       await faults?.stop();
       if (process.stdout.isTTY) process.stdout.write('\r\x1b[K');
     }
@@ -230,7 +276,8 @@ async function soak(config: SoakConfig, serverUrl: string, pooledServerUrl: stri
     // Quiet now: every device pulls to the end of its feed, then the invariants are judged.
     for (const device of devices) await device.pullToEnd();
     const server = await readServerState(url);
-    const violations = checkInvariants({ ledger, devices, server });
+    const purged = config.purges ? await withClient(url, readPurgeLog) : [];
+    const violations = checkInvariants({ ledger, devices, server, purged });
     return {
       devices: devices.length,
       elapsedMs: Date.now() - started,
@@ -240,8 +287,12 @@ async function soak(config: SoakConfig, serverUrl: string, pooledServerUrl: stri
       ledger,
       violations,
       serverRecords: server.length,
+      purged,
+      sleepers: sleepers.size,
     };
   } finally {
+    await probe?.close().catch(() => {});
+    await maintenance?.close(true).catch(() => {});
     await orm?.close(true).catch(() => {});
     await proxy?.close().catch(() => {});
     await adminQuery(serverUrl, `drop database if exists "${dbName}" with (force)`).catch((error: unknown) => {
@@ -254,19 +305,31 @@ const n = (value: number) => value.toLocaleString('en-US');
 
 /** The minimum counts this run must reach to pass (see minimums.ts). */
 function minimumsOf(c: SoakConfig): Minimums {
-  return defaultMinimums({ devices: c.users * c.devices, ops: c.ops, faults: c.faults, purges: false, restarts: false });
+  return defaultMinimums({ devices: c.users * c.devices, ops: c.ops, faults: c.faults, purges: c.purges, restarts: false });
 }
 
 /** What the run did, as the minimums count it. */
 function runCounts(report: RunReport): RunCounts {
   const c = report.ledger.counters;
-  return { pushes: c.pushes, pulls: c.pulls, faults: report.faults.terminated + report.faults.cut, purges: 0, restarts: 0, staleWakes: 0 };
+  const refusedWakes = report.ledger.staleWakes.filter((w) => w.outcome === 'resync').length;
+  return { pushes: c.pushes, pulls: c.pulls, faults: report.faults.terminated + report.faults.cut, purges: c.effectivePurges, restarts: 0, staleWakes: refusedWakes };
+}
+
+/** `5 devices woke past a purge (5 refused for a resync, ...)` */
+function staleWakes(report: RunReport): string {
+  const wakes = report.ledger.staleWakes;
+  const count = (outcome: string) => wakes.filter((w) => w.outcome === outcome).length;
+  const carried = wakes.reduce((sum, w) => sum + w.carriedPurged, 0);
+  return (
+    `${wakes.length} devices woke past a purge (${count('resync')} refused for a resync, ${wakes.filter((w) => !w.withCursor).length} pushed without a cursor, ` +
+    `${carried} edits of purged records carried; ${count('applied')} applied, ${count('conflicts only')} conflicts only, ${count('gave up')} gave up)`
+  );
 }
 
 function printSummary(config: SoakConfig, report: RunReport): void {
   const c = report.ledger.counters;
   const rows: [string, string][] = [
-    ['devices', `${report.devices} (${config.users} users x ${config.devices}), ${n(report.stepsDone)} steps in ${(report.workMs / 1000).toFixed(1)} s`],
+    ['devices', `${report.devices} (${config.users} users x ${config.devices}${report.sleepers ? ', plus 1 sleeper each' : ''}), ${n(report.stepsDone)} steps in ${(report.workMs / 1000).toFixed(1)} s`],
     ['pushes', `${n(c.pushes)} answered (${n(c.atomicPushes)} atomic)`],
     ['changes', `${n(c.changes)} sent, ${n(c.applied)} applied`],
     ['conflicts', `${n(c.conflicts)} (${n(c.merged)} merged and pushed again, ${n(c.abandoned)} edits dropped after ${deviceOptions(config).maxMergeRounds} rounds)`],
@@ -279,6 +342,14 @@ function printSummary(config: SoakConfig, report: RunReport): void {
           (report.faults.injectorErrors ? `; the injector's own queries failed ${report.faults.injectorErrors} times` : '')
         : '0 (run with --faults)',
     ],
+    [
+      'purges',
+      config.purges
+        ? `${n(c.purges)} (${n(c.effectivePurges)} removed ${n(c.purgedTombstones)} tombstones; ${n(c.purgeTransientErrors)} hit by faults)`
+        : '0 (run with --purges)',
+    ],
+    ['resyncs', `${n(report.ledger.resyncs.length)} ResyncRequiredErrors, ${n(c.resyncs)} full pulls, ${n(c.droppedForResync)} changes dropped for them`],
+    ...(config.purges ? ([['stale wakes', staleWakes(report)]] as [string, string][]) : []),
     ['records at the end', n(report.serverRecords)],
     ['minimums', describeMinimums(runCounts(report), minimumsOf(config))],
     ['violations', String(report.violations.length)],
@@ -313,6 +384,7 @@ async function main(): Promise<number> {
   const direct = process.env.DIRECT_URL?.trim() && process.env.DATABASE_URL?.trim() ? process.env.DIRECT_URL.trim() : target.url;
   console.log(
     `soak: seed ${config.seed}, ${config.users} users x ${config.devices} devices, ${config.ops} steps each, ${config.faults ? 'with' : 'without'} faults, ` +
+      `${config.purges ? 'with' : 'without'} purges, ` +
       `on ${target.source === 'embedded' ? 'the embedded PostgreSQL' : redactUrl(target.url)}`,
   );
   let report: RunReport;
