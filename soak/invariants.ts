@@ -31,7 +31,7 @@ import { TOMBSTONE } from './payload.js';
 import type { PurgedRecord } from './purges.js';
 
 /** The invariants by name, in the order of the summary. */
-export const INVARIANTS = ['convergence', 'no lost update', 'gap-free feed', 'idempotency', 'isolation', 'typed errors', 'purge safety'] as const;
+export const INVARIANTS = ['convergence', 'no lost update', 'gap-free feed', 'idempotency', 'isolation', 'typed errors', 'purge safety', 'restarts'] as const;
 export type InvariantName = (typeof INVARIANTS)[number];
 
 /** One broken promise. */

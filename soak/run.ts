@@ -30,6 +30,7 @@ import { FaultInjector, type FaultStats } from './faults.js';
 import { checkInvariants, INVARIANTS, type ServerRecord, type Violation } from './invariants.js';
 import { Ledger } from './ledger.js';
 import { DirectProbe, installPurgeLog, Purger, readPurgeLog, type PurgedRecord } from './purges.js';
+import { CallTracker, CommandRestarter, EmbeddedRestarter, RestartLoop, type RestartFact, type RestartHits, type ServerRestarter } from './restarts.js';
 import { defaultMinimums, describeMinimums, shortfalls, type Minimums, type RunCounts } from './minimums.js';
 import { contentOf } from './payload.js';
 import { deriveSeed, Rng } from './random.js';
@@ -47,14 +48,17 @@ interface SoakConfig {
   durationMs: number;
   faults: boolean;
   purges: boolean;
+  restarts: boolean;
+  /** Shell command that restarts the server behind `DATABASE_URL`; null: a private embedded server. */
+  restartCommand: string | null;
   records: number;
   batch: number;
   pool: number;
 }
 
-const DEFAULTS: Omit<SoakConfig, 'seed'> = { users: 4, devices: 3, ops: 200, durationMs: 120_000, faults: false, purges: false, records: 16, batch: 4, pool: 8 };
+const DEFAULTS: Omit<SoakConfig, 'seed'> = { users: 4, devices: 3, ops: 200, durationMs: 120_000, faults: false, purges: false, restarts: false, restartCommand: null, records: 16, batch: 4, pool: 8 };
 /** `--quick`: what CI runs. Small enough for well under a minute on 2 cores, faults and purges included. */
-const QUICK: Omit<SoakConfig, 'seed'> = { users: 2, devices: 3, ops: 120, durationMs: 30_000, faults: true, purges: true, records: 12, batch: 4, pool: 6 };
+const QUICK: Omit<SoakConfig, 'seed'> = { users: 2, devices: 3, ops: 120, durationMs: 30_000, faults: true, purges: true, restarts: false, restartCommand: null, records: 12, batch: 4, pool: 6 };
 /** How long a sleeping device waits for a purge to pass its cursor before it goes on without one. */
 const MAX_SLEEP_MS = 8_000;
 /** Share of a sleeper's steps that fall asleep. */
@@ -63,7 +67,7 @@ const SLEEP_RATE = 0.1;
 const GRACE_MS = 90_000;
 
 const USAGE = `usage: npm run soak -- [--quick] [--users M] [--devices N] [--ops K] [--seed S] [--duration-ms D] [--faults]
-                          [--purges] [--records R] [--batch B] [--pool P]
+                          [--purges] [--restarts [--restart-command CMD]] [--records R] [--batch B] [--pool P]
   --quick        preset for CI: 2 users x 3 devices, 120 ops each, --faults, --purges, 30 s at most
   --users        users, each with a vault of its own (default ${DEFAULTS.users})
   --devices      devices per user (default ${DEFAULTS.devices})
@@ -73,6 +77,11 @@ const USAGE = `usage: npm run soak -- [--quick] [--users M] [--devices N] [--ops
   --faults       terminate backends and cut sockets at random moments
   --purges       purge tombstones at random moments, and give each user one more device that sleeps
                  through purges and must be refused (ResyncRequiredError) when it wakes
+  --restarts     restart PostgreSQL itself (fast shutdown, start on the same data dir and port) at
+                 random moments. Without DATABASE_URL: a private embedded server of the run's own.
+                 With DATABASE_URL: --restart-command is required
+  --restart-command  shell command that restarts the server behind DATABASE_URL, run for each
+                 restart; on the Neon-shaped stack: 'scripts/neon-stack.sh restart'
   --records      record ids per vault, shared by its devices: fewer means more conflicts (default ${DEFAULTS.records})
   --batch        most changes per push (default ${DEFAULTS.batch})
   --pool         connections in the ORM's pool (default ${DEFAULTS.pool})`;
@@ -89,6 +98,8 @@ function parseConfig(argv: string[]): SoakConfig {
       'duration-ms': { type: 'string' },
       faults: { type: 'boolean' },
       purges: { type: 'boolean' },
+      restarts: { type: 'boolean' },
+      'restart-command': { type: 'string' },
       records: { type: 'string' },
       batch: { type: 'string' },
       pool: { type: 'string' },
@@ -115,6 +126,8 @@ function parseConfig(argv: string[]): SoakConfig {
     durationMs: int('duration-ms', values['duration-ms'], base.durationMs, 100, 24 * 3600 * 1000),
     faults: values.faults ?? base.faults,
     purges: values.purges ?? base.purges,
+    restarts: values.restarts ?? base.restarts,
+    restartCommand: values['restart-command']?.trim() || null,
     records: int('records', values.records, base.records, 1, 100_000),
     batch: int('batch', values.batch, base.batch, 1, 1000),
     pool: int('pool', values.pool, base.pool, 1, 100),
@@ -125,7 +138,8 @@ function parseConfig(argv: string[]): SoakConfig {
 function replayCommand(c: SoakConfig): string {
   return (
     `npm run soak -- --users ${c.users} --devices ${c.devices} --ops ${c.ops} --seed ${c.seed} --duration-ms ${c.durationMs}` +
-    `${c.faults ? ' --faults' : ''}${c.purges ? ' --purges' : ''} --records ${c.records} --batch ${c.batch} --pool ${c.pool}`
+    `${c.faults ? ' --faults' : ''}${c.purges ? ' --purges' : ''}${c.restarts ? ' --restarts' : ''}` +
+    `${c.restartCommand ? ` --restart-command '${c.restartCommand.replaceAll("'", "'\\''")}'` : ''} --records ${c.records} --batch ${c.batch} --pool ${c.pool}`
   );
 }
 
@@ -141,6 +155,21 @@ function deviceOptions(c: SoakConfig): DeviceOptions {
     maxAttempts: 200,
     thinkMs: 3,
   };
+}
+
+/**
+ * What restarts promise beyond the invariants: every call in flight at a restart succeeded or
+ * failed with a `TransientError` (a resync refusal is a typed answer too), and the same pool
+ * answered pushes again after the last restart (no process restart needed).
+ */
+function restartViolations(loop: RestartLoop | null, tracker: CallTracker, ledger: Ledger): Violation[] {
+  if (!loop) return [];
+  const out: Violation[] = tracker.hits.other.map((message) => ({ invariant: 'restarts', message: `a call in flight during a restart ended as ${message}` }));
+  const last = loop.restarts.at(-1);
+  if (last && ledger.counters.pushes <= last.pushesAfter) {
+    out.push({ invariant: 'restarts', message: `no push was answered after the last restart (${ledger.counters.pushes} in all): the pool did not reconnect` });
+  }
+  return out;
 }
 
 /** Runs `work` on a connection of its own to `url`. */
@@ -185,6 +214,8 @@ interface RunReport {
   purged: PurgedRecord[];
   /** Devices that sleep through purges. */
   sleepers: number;
+  restarts: RestartFact[];
+  restartHits: RestartHits;
 }
 
 /**
@@ -192,7 +223,7 @@ interface RunReport {
  * database, migrations, the fault injector's kills by pid, the final read); `pooledServerUrl` is
  * the one the devices' ORM uses (through a pooler, when there is one).
  */
-async function soak(config: SoakConfig, serverUrl: string, pooledServerUrl: string, stopRequested: () => boolean): Promise<RunReport> {
+async function soak(config: SoakConfig, serverUrl: string, pooledServerUrl: string, stopRequested: () => boolean, restarter: ServerRestarter | null): Promise<RunReport> {
   const started = Date.now();
   const dbName = `vault_db_soak_${config.seed.toString(16)}_${randomBytes(3).toString('hex')}`;
   await adminQuery(serverUrl, `create database "${dbName}"`);
@@ -217,7 +248,9 @@ async function soak(config: SoakConfig, serverUrl: string, pooledServerUrl: stri
         },
       }),
     );
-    const sync = new SyncService(orm.em, { lockTimeoutMs: 5000 });
+    // Every call the devices and the purger make is tracked, so a restart knows which it hit.
+    const tracker = new CallTracker();
+    const sync = tracker.wrap(new SyncService(orm.em, { lockTimeoutMs: 5000 }));
 
     const devices: Device[] = [];
     const sleepers = new Set<Device>();
@@ -241,13 +274,15 @@ async function soak(config: SoakConfig, serverUrl: string, pooledServerUrl: stri
         createConfig(url, { pool: { min: 0, max: 2 }, driverOptions: { connection: { application_name: 'soak-purger' }, log: { warn: () => {}, error: () => {}, deprecate: () => {}, debug: () => {} } } }),
       );
     }
-    const purger = maintenance ? new Purger(new SyncService(maintenance.em, { lockTimeoutMs: 5000 }), users, new Rng(deriveSeed(config.seed, 'purges')), ledger) : null;
+    const purger = maintenance ? new Purger(tracker.wrap(new SyncService(maintenance.em, { lockTimeoutMs: 5000 })), users, new Rng(deriveSeed(config.seed, 'purges')), ledger) : null;
     probe = config.purges ? new DirectProbe(url) : null;
     const sleepRng = new Rng(deriveSeed(config.seed, 'sleeps'));
     await faults?.start();
     purger?.start();
     const workStarted = Date.now();
     const deadline = workStarted + config.durationMs;
+    const restarts = restarter ? new RestartLoop(restarter, tracker, new Rng(deriveSeed(config.seed, 'restarts')), deadline, () => ledger.counters.pushes) : null;
+    restarts?.start();
     let stepsDone = 0;
     let lastProgress = Date.now();
     const totalSteps = devices.length * config.ops;
@@ -267,6 +302,7 @@ async function soak(config: SoakConfig, serverUrl: string, pooledServerUrl: stri
         }),
       );
     } finally {
+      await restarts?.stop();
       await purger?.stop();
       await faults?.stop();
       if (process.stdout.isTTY) process.stdout.write('\r\x1b[K');
@@ -277,7 +313,8 @@ async function soak(config: SoakConfig, serverUrl: string, pooledServerUrl: stri
     for (const device of devices) await device.pullToEnd();
     const server = await readServerState(url);
     const purged = config.purges ? await withClient(url, readPurgeLog) : [];
-    const violations = checkInvariants({ ledger, devices, server, purged });
+    if (restarts?.failure) throw restarts.failure;
+    const violations = [...checkInvariants({ ledger, devices, server, purged }), ...restartViolations(restarts, tracker, ledger)];
     return {
       devices: devices.length,
       elapsedMs: Date.now() - started,
@@ -289,6 +326,8 @@ async function soak(config: SoakConfig, serverUrl: string, pooledServerUrl: stri
       serverRecords: server.length,
       purged,
       sleepers: sleepers.size,
+      restarts: restarts?.restarts ?? [],
+      restartHits: tracker.hits,
     };
   } finally {
     await probe?.close().catch(() => {});
@@ -305,14 +344,22 @@ const n = (value: number) => value.toLocaleString('en-US');
 
 /** The minimum counts this run must reach to pass (see minimums.ts). */
 function minimumsOf(c: SoakConfig): Minimums {
-  return defaultMinimums({ devices: c.users * c.devices, ops: c.ops, faults: c.faults, purges: c.purges, restarts: false });
+  return defaultMinimums({ devices: c.users * c.devices, ops: c.ops, faults: c.faults, purges: c.purges, restarts: c.restarts });
 }
 
 /** What the run did, as the minimums count it. */
 function runCounts(report: RunReport): RunCounts {
   const c = report.ledger.counters;
   const refusedWakes = report.ledger.staleWakes.filter((w) => w.outcome === 'resync').length;
-  return { pushes: c.pushes, pulls: c.pulls, faults: report.faults.terminated + report.faults.cut, purges: c.effectivePurges, restarts: 0, staleWakes: refusedWakes };
+  return { pushes: c.pushes, pulls: c.pulls, faults: report.faults.terminated + report.faults.cut, purges: c.effectivePurges, restarts: report.restarts.length, staleWakes: refusedWakes };
+}
+
+/** `4 (server away 310 to 820 ms); 23 calls in flight: 20 TransientError, 3 succeeded, 0 other` */
+function restartSummary(report: RunReport): string {
+  const h = report.restartHits;
+  const down = report.restarts.map((r) => r.downMs);
+  const away = down.length ? ` (server away ${Math.min(...down)} to ${Math.max(...down)} ms)` : '';
+  return `${report.restarts.length}${away}; ${n(h.calls)} calls in flight: ${n(h.transient)} TransientError, ${n(h.succeeded)} succeeded, ${n(h.resync)} refused for a resync, ${h.other.length} other`;
 }
 
 /** `5 devices woke past a purge (5 refused for a resync, ...)` */
@@ -350,6 +397,7 @@ function printSummary(config: SoakConfig, report: RunReport): void {
     ],
     ['resyncs', `${n(report.ledger.resyncs.length)} ResyncRequiredErrors, ${n(c.resyncs)} full pulls, ${n(c.droppedForResync)} changes dropped for them`],
     ...(config.purges ? ([['stale wakes', staleWakes(report)]] as [string, string][]) : []),
+    ['restarts', config.restarts ? restartSummary(report) : '0 (run with --restarts)'],
     ['records at the end', n(report.serverRecords)],
     ['minimums', describeMinimums(runCounts(report), minimumsOf(config))],
     ['violations', String(report.violations.length)],
@@ -379,20 +427,38 @@ async function main(): Promise<number> {
     process.exit(2);
   }, config.durationMs + GRACE_MS);
 
-  const target = await resolveDatabaseUrl();
-  // Set up and inject faults through DIRECT_URL: a pooler can't create a session to kill by pid.
-  const direct = process.env.DIRECT_URL?.trim() && process.env.DATABASE_URL?.trim() ? process.env.DIRECT_URL.trim() : target.url;
-  console.log(
-    `soak: seed ${config.seed}, ${config.users} users x ${config.devices} devices, ${config.ops} steps each, ${config.faults ? 'with' : 'without'} faults, ` +
-      `${config.purges ? 'with' : 'without'} purges, ` +
-      `on ${target.source === 'embedded' ? 'the embedded PostgreSQL' : redactUrl(target.url)}`,
-  );
+  const fromEnv = process.env.DATABASE_URL?.trim();
+  if (config.restarts && fromEnv && !config.restartCommand) {
+    console.error(
+      'soak: --restarts restarts the server itself. Without DATABASE_URL the run starts a private embedded server for it; ' +
+        "with DATABASE_URL, say how to restart that server with --restart-command (on the Neon-shaped stack: 'scripts/neon-stack.sh restart').",
+    );
+    return 2;
+  }
+  if (config.restartCommand && !config.restarts) {
+    console.error('soak: --restart-command needs --restarts');
+    return 2;
+  }
+  let restarter: ServerRestarter | null = null;
   let report: RunReport;
   try {
-    report = await soak(config, direct, target.url, () => stop);
+    // A private server for restarts: the shared embedded one may serve other processes (npm test).
+    const embedded = config.restarts && !fromEnv ? await EmbeddedRestarter.start() : null;
+    restarter = embedded ?? (config.restartCommand ? new CommandRestarter(config.restartCommand) : null);
+    const target = embedded ? { url: embedded.url, source: 'embedded' as const } : await resolveDatabaseUrl();
+    // Set up and inject faults through DIRECT_URL: a pooler can't create a session to kill by pid.
+    const direct = process.env.DIRECT_URL?.trim() && fromEnv ? process.env.DIRECT_URL.trim() : target.url;
+    console.log(
+      `soak: seed ${config.seed}, ${config.users} users x ${config.devices} devices, ${config.ops} steps each, ${config.faults ? 'with' : 'without'} faults, ` +
+        `${config.purges ? 'with' : 'without'} purges, ${config.restarts ? 'with' : 'without'} restarts, ` +
+        `on ${target.source === 'embedded' ? `${embedded ? 'a private' : 'the'} embedded PostgreSQL` : redactUrl(target.url)}`,
+    );
+    report = await soak(config, direct, target.url, () => stop, restarter);
   } catch (error) {
     console.error(`soak: FAILED: the run broke: ${(error as Error).stack ?? String(error)}\n  seed ${config.seed}; replay: ${replayCommand(config)}`);
     return 2;
+  } finally {
+    await restarter?.close().catch((error: unknown) => console.error(`soak: could not stop the private server: ${String(error)}`));
   }
   clearTimeout(hung);
   printSummary(config, report);
