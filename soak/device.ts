@@ -427,7 +427,8 @@ export class Device {
         // A typed, non-retryable error promises that nothing was written: re-sending can't help.
         if (error instanceof VaultDbError && !error.retryable) return null;
         if (attempt >= this.options.maxAttempts) {
-          this.ledger.givenUp.push(`${this.name}: a ${call} failed ${attempt} times in a row`);
+          const last = causeChain(error).slice(0, 3).join(' <- ');
+          this.ledger.givenUp.push(`${this.name}: a ${call} failed ${attempt} times in a row, last with ${last}`);
           return null;
         }
         this.ledger.counters.retries++;

@@ -184,9 +184,9 @@ export interface RestartFact {
   inFlight: number;
   /** How long the server was away, in ms. */
   downMs: number;
-  /** Pushes answered before it began, and once the server was back. */
-  pushesBefore: number;
-  pushesAfter: number;
+  /** Calls answered (pushes and pulls) before it began, and once the server was back. */
+  answeredBefore: number;
+  answeredAfter: number;
 }
 
 /** Restarts the server at random moments until {@link RestartLoop.stop}. */
@@ -203,8 +203,8 @@ export class RestartLoop {
     private readonly rng: Rng,
     /** When the work ends (epoch ms). */
     private readonly workEnds: number,
-    /** Pushes answered so far. */
-    private readonly pushes: () => number,
+    /** Calls answered so far. */
+    private readonly answered: () => number,
     private readonly plan: RestartPlan = DEFAULT_RESTART_PLAN,
   ) {}
 
@@ -226,7 +226,7 @@ export class RestartLoop {
       for (const until = Date.now() + pause; this.running && Date.now() < until; ) await sleep(50);
       if (!this.running || Date.now() > this.workEnds - this.plan.quietEndMs) continue;
       const inFlight = this.tracker.markInFlight();
-      const pushesBefore = this.pushes();
+      const answeredBefore = this.answered();
       const began = Date.now();
       try {
         await this.restarter.restart();
@@ -237,7 +237,7 @@ export class RestartLoop {
       }
       // Calls that started while it was down were in flight during the restart too.
       this.tracker.markInFlight();
-      this.restarts.push({ inFlight, downMs: Date.now() - began, pushesBefore, pushesAfter: this.pushes() });
+      this.restarts.push({ inFlight, downMs: Date.now() - began, answeredBefore, answeredAfter: this.answered() });
     }
   }
 }
