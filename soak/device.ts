@@ -189,14 +189,19 @@ export class Device {
     const since = Math.max(asleep.seq, asleep.horizon);
     const until = Date.now() + maxSleepMs;
     let seen: { purgedSeq: number; purgedIds: string[] } | null = null;
-    while (seen === null && keepWaiting() && Date.now() < until) {
-      await sleep(100);
-      try {
-        const look = await probe.look(this.userId, since);
-        if (look.purgedSeq > since && look.purgedIds.length > 0) seen = look;
-      } catch {
-        // The harness's own query failed under a fault or a restart: look again.
+    probe.sleeping(this.userId, true);
+    try {
+      while (seen === null && keepWaiting() && Date.now() < until) {
+        await sleep(100);
+        try {
+          const look = await probe.look(this.userId, since);
+          if (look.purgedSeq > since && look.purgedIds.length > 0) seen = look;
+        } catch {
+          // The harness's own query failed under a fault or a restart: look again.
+        }
       }
+    } finally {
+      probe.sleeping(this.userId, false);
     }
     if (seen === null) return;
     const purged = this.rng.sample(seen.purgedIds, Math.min(seen.purgedIds.length, Math.max(1, this.options.maxBatch - 1)));

@@ -58,6 +58,8 @@ export async function readPurgeLog(client: Pick<pg.ClientBase, 'query'>): Promis
 export interface PurgeProbe {
   /** The vault's purge horizon (`purged_seq`) now, and the record ids purged above `afterSeq`. */
   look(user: string, afterSeq: number): Promise<{ purgedSeq: number; purgedIds: string[] }>;
+  /** A device of `user` falls asleep (true) or wakes (false): the purger favours vaults with a sleeper. */
+  sleeping(user: string, asleep: boolean): void;
 }
 
 /**
@@ -67,6 +69,7 @@ export interface PurgeProbe {
  */
 export class DirectProbe implements PurgeProbe {
   private readonly pool: pg.Pool;
+  private readonly asleep = new Map<string, number>();
 
   constructor(url: string) {
     this.pool = new pg.Pool({ ...pgConnectionConfig(url), max: 2, application_name: 'soak-probe' });
@@ -77,6 +80,17 @@ export class DirectProbe implements PurgeProbe {
     const head = await this.pool.query<{ purged_seq: string }>('select purged_seq from vaults where user_id = $1', [user]);
     const purged = await this.pool.query<{ record_id: string }>('select distinct record_id from public.soak_purged where user_id = $1 and seq > $2', [user, afterSeq]);
     return { purgedSeq: Number(head.rows[0]?.purged_seq ?? 0), purgedIds: purged.rows.map((r) => r.record_id) };
+  }
+
+  sleeping(user: string, asleep: boolean): void {
+    const count = (this.asleep.get(user) ?? 0) + (asleep ? 1 : -1);
+    if (count > 0) this.asleep.set(user, count);
+    else this.asleep.delete(user);
+  }
+
+  /** Users with a device asleep now. */
+  sleepers(): string[] {
+    return [...this.asleep.keys()];
   }
 
   /** Closes the pool. */
@@ -108,6 +122,8 @@ export class Purger {
     private readonly users: readonly string[],
     private readonly rng: Rng,
     private readonly ledger: Ledger,
+    /** Users with a device asleep: three purges in four go to one of them, so every sleep meets a purge. */
+    private readonly favoured: () => string[] = () => [],
     private readonly plan: PurgePlan = DEFAULT_PURGE_PLAN,
   ) {}
 
@@ -128,7 +144,8 @@ export class Purger {
     while (this.running) {
       await sleep(this.rng.int(...this.plan.everyMs));
       if (!this.running) break;
-      const user = this.rng.pick(this.users);
+      const favoured = this.favoured();
+      const user = favoured.length > 0 && this.rng.chance(0.75) ? this.rng.pick(favoured) : this.rng.pick(this.users);
       try {
         const report = await this.sync.purgeTombstones({ olderThan: new Date(), userId: user });
         c.purges++;

@@ -175,8 +175,8 @@ export interface RestartPlan {
   quietEndMs: number;
 }
 
-/** About five restarts in a 30-second run, each after the devices had time to get going again. */
-export const DEFAULT_RESTART_PLAN: RestartPlan = { everyMs: [3000, 6000], quietEndMs: 4000 };
+/** Three or four restarts in a 30-second run, each after the devices had time to get going again. */
+export const DEFAULT_RESTART_PLAN: RestartPlan = { everyMs: [4000, 7000], quietEndMs: 4000 };
 
 /** One restart, as it happened. */
 export interface RestartFact {

@@ -5,8 +5,13 @@
  * short of its minimum counts of work (minimums.ts), 2 when the run itself broke. A failure
  * prints the seed and the command that replays the same workload.
  *
- *   npm run soak -- --quick                       # CI: 2 users x 3 devices, with faults, < 1 minute
- *   npm run soak -- --users 8 --devices 4 --ops 300 --faults --seed 42
+ *   npm run soak -- --quick                       # CI: 2 users x 3 devices, faults and purges, < 1 minute
+ *   npm run soak -- --quick --restarts            # and PostgreSQL restarted mid-run (a private embedded server)
+ *   npm run soak -- --users 8 --devices 4 --ops 300 --faults --purges --seed 42
+ *
+ * Modes: `--faults` (backends terminated, sockets cut), `--purges` (tombstones purged mid-run, and
+ * a device per user that sleeps through purges; purges.ts), `--restarts` (the server itself
+ * restarted; restarts.ts). A pass needs zero violations and the minimum counts of minimums.ts.
  *
  * It uses `DATABASE_URL`'s server, or the embedded PostgreSQL, and a scratch database of its own
  * that it creates, migrates and drops. With `DIRECT_URL` set too (a pooler in `DATABASE_URL`),
@@ -60,7 +65,7 @@ const DEFAULTS: Omit<SoakConfig, 'seed'> = { users: 4, devices: 3, ops: 200, dur
 /** `--quick`: what CI runs. Small enough for well under a minute on 2 cores, faults and purges included. */
 const QUICK: Omit<SoakConfig, 'seed'> = { users: 2, devices: 3, ops: 120, durationMs: 30_000, faults: true, purges: true, restarts: false, restartCommand: null, records: 12, batch: 4, pool: 6 };
 /** How long a sleeping device waits for a purge to pass its cursor before it goes on without one. */
-const MAX_SLEEP_MS = 8_000;
+const MAX_SLEEP_MS = 12_000;
 /** Share of a sleeper's steps that fall asleep (its first step always does). */
 const SLEEP_RATE = 0.2;
 /** After the work stops: time for the final pulls and the checks before the run counts as hung. */
@@ -279,8 +284,9 @@ async function soak(config: SoakConfig, serverUrl: string, pooledServerUrl: stri
         createConfig(url, { pool: { min: 0, max: 2 }, driverOptions: { connection: { application_name: 'soak-purger' }, log: { warn: () => {}, error: () => {}, deprecate: () => {}, debug: () => {} } } }),
       );
     }
-    const purger = maintenance ? new Purger(tracker.wrap(new SyncService(maintenance.em, { lockTimeoutMs: 5000 })), users, new Rng(deriveSeed(config.seed, 'purges')), ledger) : null;
     probe = config.purges ? new DirectProbe(url) : null;
+    const sleepingUsers = () => probe?.sleepers() ?? [];
+    const purger = maintenance ? new Purger(tracker.wrap(new SyncService(maintenance.em, { lockTimeoutMs: 5000 })), users, new Rng(deriveSeed(config.seed, 'purges')), ledger, sleepingUsers) : null;
     const sleepRng = new Rng(deriveSeed(config.seed, 'sleeps'));
     await faults?.start();
     purger?.start();
@@ -397,7 +403,7 @@ function printSummary(config: SoakConfig, report: RunReport): void {
     [
       'purges',
       config.purges
-        ? `${n(c.purges)} (${n(c.effectivePurges)} removed ${n(c.purgedTombstones)} tombstones; ${n(c.purgeTransientErrors)} hit by faults)`
+        ? `${n(c.purges)} (${n(c.effectivePurges)} removed ${n(c.purgedTombstones)} tombstones; ${n(c.purgeTransientErrors)} failed with a TransientError)`
         : '0 (run with --purges)',
     ],
     ['resyncs', `${n(report.ledger.resyncs.length)} ResyncRequiredErrors, ${n(c.resyncs)} full pulls, ${n(c.droppedForResync)} changes dropped for them`],
