@@ -34,19 +34,18 @@ export interface MinimumBasis {
 }
 
 /**
- * Default minimums: one planned step in eight as answered pushes (three steps in four push, and
- * merges push again, so a run that got through even a third of its steps has more), one step in
- * forty as pulled pages, and a floor of injected events per mode that a 30-second run reaches many
- * times over. Low enough for the slowest place CI runs it (TLS through PgBouncer, with faults, on
- * a loaded 2-core machine, where the quick run gets through about a fifth of its steps); far above
- * what a run cut short by its deadline, or starved by a stuck server, reaches. With restarts the
- * server is away for a tenth to a fifth of the run (each restart takes 1 to 3 s on a loaded
- * machine), so the push minimum is one step in twelve.
+ * Default minimums: one planned step in sixteen as answered pushes, one in forty as pulled pages,
+ * and a floor of injected events per mode that a 30-second run reaches many times over. Low enough
+ * for the slowest place CI runs it: TLS through PgBouncer with faults on a loaded 2-core machine,
+ * where every fault costs a TLS reconnect and the quick run answered 71 to 131 pushes (of 720
+ * planned steps). Still about ten times what a run cut short reaches (`--quick --duration-ms 100`:
+ * 5 pushes). With restarts the server is away for a tenth to a fifth of the run, so the push
+ * minimum is one step in twenty-four.
  */
 export function defaultMinimums(basis: MinimumBasis): Minimums {
   const steps = basis.devices * basis.ops;
   return {
-    pushes: Math.max(1, Math.ceil(steps / (basis.restarts ? 12 : 8))),
+    pushes: Math.max(1, Math.ceil(steps / (basis.restarts ? 24 : 16))),
     pulls: Math.max(1, Math.ceil(steps / 40)),
     faults: basis.faults ? 20 : null,
     purges: basis.purges ? 3 : null,
