@@ -10,10 +10,14 @@
 #     as Neon's, and a database it owns. The superuser (cloud_admin, as on Neon) can only log in
 #     through the cluster's private Unix socket, which this script alone uses.
 #
-# Usage: scripts/neon-stack.sh up|down|env
-#   up    creates and starts everything, then prints the variables (same as `env`)
-#   down  stops everything and removes the stack's folder
-#   env   prints `export NAME=value` lines: eval "$(scripts/neon-stack.sh env)"
+# Usage: scripts/neon-stack.sh up|down|env|restart
+#   up       creates and starts everything, then prints the variables (same as `env`)
+#   down     stops everything and removes the stack's folder
+#   env      prints `export NAME=value` lines: eval "$(scripts/neon-stack.sh env)"
+#   restart  restarts PostgreSQL as Neon restarts a compute: a fast shutdown (sessions end, open
+#            transactions roll back) and a start on the same data dir and port; PgBouncer stays up
+#            and reconnects by itself. Returns once the server accepts connections again (the
+#            soak's --restarts --restart-command 'scripts/neon-stack.sh restart' runs it)
 #
 # Variables it prints:
 #   DATABASE_URL / DIRECT_URL                  pooled (PgBouncer) / direct URL, owner role, sslmode=require
@@ -322,6 +326,13 @@ EOF
   print_env
 }
 
+cmd_restart() {
+  [ -f "$DIR/pgdata/postmaster.pid" ] || die "PostgreSQL is not running in $DIR; run: scripts/neon-stack.sh up"
+  # pg_ctl restart reuses the server's command line (postmaster.opts); the log file it must be told again.
+  as_user "$PG_BIN/pg_ctl" -D "$DIR/pgdata" -l "$DIR/postgres.log" -m fast -w -t 120 restart >/dev/null \
+    || die "PostgreSQL did not come back after the restart; see $DIR/postgres.log"
+}
+
 case "${1:-}" in
   up) cmd_up ;;
   down)
@@ -329,5 +340,9 @@ case "${1:-}" in
     cmd_down
     ;;
   env) print_env ;;
-  *) die "usage: scripts/neon-stack.sh up|down|env" ;;
+  restart)
+    [ -f "$DIR/pg_bin" ] && PG_BIN="$(cat "$DIR/pg_bin")"
+    cmd_restart
+    ;;
+  *) die "usage: scripts/neon-stack.sh up|down|env|restart" ;;
 esac

@@ -10,11 +10,13 @@
  *
  * @module
  */
-import { TransientError, VaultDbError } from '../src/errors.js';
+import { ResyncRequiredError, TransientError, VaultDbError } from '../src/errors.js';
+import { parseCursor } from '../src/sync/cursor.js';
 import type { SyncService } from '../src/sync/sync-service.js';
 import type { Change, PullResult, PushInput, PushResult } from '../src/sync/types.js';
 import type { Ledger, Outcome, WriteFact } from './ledger.js';
 import { contentOf, makeCiphertext, originOf } from './payload.js';
+import type { PurgeProbe } from './purges.js';
 import { sleep, type Rng } from './random.js';
 
 /** How a device behaves. */
@@ -58,6 +60,13 @@ export interface Observation {
   owner: number | null;
   /** The cursor the device sent with the call that brought it. */
   cursor: string | null;
+  /** How many full resyncs the device had begun when it learned this (a resync pulls everything again). */
+  epoch: number;
+}
+
+/** A call the service refused with `ResyncRequiredError`: nothing was written. */
+class Refused {
+  constructor(readonly error: ResyncRequiredError) {}
 }
 
 /** One change a device wants the server to apply. */
@@ -82,6 +91,7 @@ export class Device {
   /** The feed cursor, as the last pull or push returned it. */
   cursor: string | null = null;
   private writes = 0;
+  private epoch = 0;
 
   constructor(
     private readonly sync: SyncService,
@@ -110,14 +120,112 @@ export class Device {
     for (;;) {
       const from = this.cursor;
       const limit = this.rng.int(1, 60);
-      const page = await this.withRetry<PullResult>('pull', () => this.sync.pull(this.userId, { cursor: from, limit }), () => {});
+      const page = await this.withRetry<PullResult>('pull', () => this.sync.pull(this.userId, { cursor: from, limit }), () => {}, from);
       if (!page) return false;
+      if (page instanceof Refused) return this.resync();
       this.ledger.counters.pulls++;
       this.ledger.counters.pulledChanges += page.changes.length;
       for (const change of page.changes) this.observe('pull', change.recordId, change.version, change.deleted, change.ciphertext, from);
       this.cursor = page.cursor;
       if (!page.hasMore) return true;
     }
+  }
+
+  /**
+   * What a client does after `ResyncRequiredError`: forget the cursor, pull the whole vault from
+   * the start, and drop from the replica every record the server no longer lists (tombstones
+   * purged since, and records deleted and purged before the device ever saw the deletion). A purge
+   * during the resync refuses its next page; then it starts over.
+   *
+   * @returns false when the device gave up on a call
+   */
+  async resync(): Promise<boolean> {
+    for (let round = 1; round <= 20; round++) {
+      this.ledger.counters.resyncs++;
+      this.epoch++;
+      this.cursor = null;
+      const listed = new Set<string>();
+      let refused = false;
+      for (;;) {
+        const from: string | null = this.cursor;
+        const limit = this.rng.int(1, 60);
+        const page: PullResult | Refused | null = await this.withRetry<PullResult>('pull', () => this.sync.pull(this.userId, { cursor: from, limit }), () => {}, from);
+        if (!page) return false;
+        if (page instanceof Refused) {
+          refused = true;
+          break;
+        }
+        this.ledger.counters.pulls++;
+        this.ledger.counters.pulledChanges += page.changes.length;
+        for (const change of page.changes) {
+          this.observe('pull', change.recordId, change.version, change.deleted, change.ciphertext, from);
+          listed.add(change.recordId);
+        }
+        this.cursor = page.cursor;
+        if (!page.hasMore) break;
+      }
+      if (refused) continue;
+      for (const recordId of [...this.replica.keys()]) if (!listed.has(recordId)) this.replica.delete(recordId);
+      return true;
+    }
+    this.ledger.givenUp.push(`${this.name}: 20 resyncs in a row were refused by purges`);
+    return false;
+  }
+
+  /**
+   * Sleeps through a purge (issue #12.1): pulls to the end, keeps that cursor, and waits until the
+   * harness sees that a purge removed a deletion written after it (the vault's `purged_seq` passed
+   * the cursor). Then it wakes and pushes edits from its stale replica, records purged while it
+   * slept among them, with the stale cursor or (one wake in three) none. The service must refuse
+   * the push with `ResyncRequiredError`; anything it applies or merely reports as conflicts is
+   * written down as a broken promise. Then the device resyncs and goes on.
+   *
+   * @param keepWaiting false once the run is over
+   * @param maxSleepMs how long to wait for a purge before going on without one
+   */
+  async sleepThroughPurge(probe: PurgeProbe, keepWaiting: () => boolean, maxSleepMs: number): Promise<void> {
+    if (!(await this.pullToEnd()) || this.cursor === null) return;
+    const asleep = parseCursor(this.cursor);
+    const since = Math.max(asleep.seq, asleep.horizon);
+    const until = Date.now() + maxSleepMs;
+    let seen: { purgedSeq: number; purgedIds: string[] } | null = null;
+    probe.sleeping(this.userId, true);
+    try {
+      while (seen === null && keepWaiting() && Date.now() < until) {
+        await sleep(100);
+        try {
+          const look = await probe.look(this.userId, since);
+          if (look.purgedSeq > since && look.purgedIds.length > 0) seen = look;
+        } catch {
+          // The harness's own query failed under a fault or a restart: look again.
+        }
+      }
+    } finally {
+      probe.sleeping(this.userId, false);
+    }
+    if (seen === null) return;
+    const purged = this.rng.sample(seen.purgedIds, Math.min(seen.purgedIds.length, Math.max(1, this.options.maxBatch - 1)));
+    const others = this.rng.sample(this.options.recordIds.filter((id) => !purged.includes(id)), 1);
+    const intents = [...purged, ...others].map((id) => this.intentFor(id));
+    const withCursor = !this.rng.chance(1 / 3);
+    const cursor = withCursor ? this.cursor : null;
+    const input: PushInput = { changes: intents.map(toChange), cursor };
+    const result = await this.send(input, intents);
+    const fact = { device: this.name, user: this.userId, cursorSeq: since, purgedSeq: seen.purgedSeq, withCursor, purgedIds: seen.purgedIds.length, carriedPurged: purged.length };
+    if (result instanceof Refused) {
+      this.ledger.staleWakes.push({ ...fact, outcome: 'resync', detail: result.error.reason });
+      this.ledger.counters.droppedForResync += intents.length;
+      await this.resync();
+      return;
+    }
+    if (result === null) {
+      this.ledger.staleWakes.push({ ...fact, outcome: 'gave up', detail: '' });
+      return;
+    }
+    const detail = `applied ${result.applied.map((a) => `${a.recordId}@v${a.version}`).join(' ') || 'nothing'}; conflicts ${result.conflicts.map((c) => `${c.recordId} (${c.reason})`).join(' ') || 'none'}`;
+    this.ledger.staleWakes.push({ ...fact, outcome: result.applied.length > 0 ? 'applied' : 'conflicts only', detail });
+    // Whatever the service did, the ledger must know it, or the other invariants judge a false history.
+    this.absorb(result, intents, 'response', this.options.maxMergeRounds, cursor);
   }
 
   private async pushSomething(): Promise<void> {
@@ -159,6 +267,12 @@ export class Device {
       const sent = batch;
       const first = await this.send(input, sent);
       if (!first) return;
+      if (first instanceof Refused) {
+        // Refused whole: nothing was written. A client resyncs, then redoes its edits on the new state.
+        this.ledger.counters.droppedForResync += sent.length;
+        await this.resync();
+        return;
+      }
       let result = first;
       let source: 'response' | 'retry' = 'response';
       if (loseNext) {
@@ -174,8 +288,20 @@ export class Device {
           device: this.name,
           user: this.userId,
           atomic,
-          changes: sent.map((i) => ({ recordId: i.recordId, baseVersion: i.baseVersion, content: i.content, hidden: outcomeOf(first, i.recordId), retry: outcomeOf(again, i.recordId) })),
+          changes: sent.map((i) => ({
+            recordId: i.recordId,
+            baseVersion: i.baseVersion,
+            content: i.content,
+            hidden: outcomeOf(first, i.recordId),
+            retry: again instanceof Refused ? { kind: 'resync' } : outcomeOf(again, i.recordId),
+          })),
         });
+        if (again instanceof Refused) {
+          // A purge passed the cursor between the two sends: the first answer is all there is.
+          this.absorb(first, sent, 'response', this.options.maxMergeRounds, input.cursor ?? null);
+          await this.resync();
+          return;
+        }
         result = again;
         source = 'retry';
       }
@@ -184,12 +310,18 @@ export class Device {
   }
 
   /** One push call, re-sent after transient failures. */
-  private async send(input: PushInput, batch: Intent[]): Promise<PushResult | null> {
-    const result = await this.withRetry('push', () => this.sync.push(this.userId, input), () => {
-      // The call failed: each of its writes may or may not have been committed.
-      for (const intent of batch) this.ledger.maybeWritten(this.fact(intent, intent.baseVersion + 1));
-    });
-    if (result) {
+  private async send(input: PushInput, batch: Intent[]): Promise<PushResult | Refused | null> {
+    const result = await this.withRetry(
+      'push',
+      () => this.sync.push(this.userId, input),
+      () => {
+        // The call failed: each of its writes may or may not have been committed. (A create's
+        // version depends on the vault's version floor; the invariants know that.)
+        for (const intent of batch) this.ledger.maybeWritten(this.fact(intent, intent.baseVersion + 1));
+      },
+      input.cursor ?? null,
+    );
+    if (result && !(result instanceof Refused)) {
       this.ledger.counters.pushes++;
       this.ledger.counters.changes += batch.length;
       if (input.atomic) this.ledger.counters.atomicPushes++;
@@ -265,7 +397,7 @@ export class Device {
   private observe(source: Observation['source'], recordId: string, version: number, deleted: boolean, ciphertext: Uint8Array | null, cursor: string | null): void {
     const content = contentOf(ciphertext, deleted);
     const owner = deleted || ciphertext === null ? null : (originOf(ciphertext)?.user ?? -1);
-    this.observations.push({ source, recordId, version, content, owner, cursor });
+    this.observations.push({ source, recordId, version, content, owner, cursor, epoch: this.epoch });
     const known = this.replica.get(recordId);
     if (!known || version >= known.version) this.replica.set(recordId, { version, deleted, content });
   }
@@ -281,23 +413,33 @@ export class Device {
    * outcome is unknown), so one bug does not hide the rest of the run; a typed non-retryable error
    * ends the call.
    *
-   * @returns null when the device gave up after `maxAttempts`
+   * A `ResyncRequiredError` is no failure but the service's answer to a cursor that a purge has
+   * passed: it promises that nothing was written, and the caller resyncs.
+   *
+   * @returns null when the device gave up after `maxAttempts`; {@link Refused} for a resync
    */
-  private async withRetry<T>(call: 'push' | 'pull', run: () => Promise<T>, onFailure: () => void): Promise<T | null> {
+  private async withRetry<T>(call: 'push' | 'pull', run: () => Promise<T>, onFailure: () => void, cursor: string | null): Promise<T | Refused | null> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await run();
       } catch (error) {
+        if (error instanceof ResyncRequiredError) {
+          this.ledger.resyncs.push({ device: this.name, user: this.userId, call, reason: error.reason, cursor });
+          return new Refused(error);
+        }
         onFailure();
         this.inspectFailure(call, error);
         // A typed, non-retryable error promises that nothing was written: re-sending can't help.
         if (error instanceof VaultDbError && !error.retryable) return null;
         if (attempt >= this.options.maxAttempts) {
-          this.ledger.givenUp.push(`${this.name}: a ${call} failed ${attempt} times in a row`);
+          const last = causeChain(error).slice(0, 3).join(' <- ');
+          this.ledger.givenUp.push(`${this.name}: a ${call} failed ${attempt} times in a row, last with ${last}`);
           return null;
         }
         this.ledger.counters.retries++;
-        await sleep(this.rng.int(1, Math.min(100, 2 ** attempt)));
+        // A refusal that says when to come back (the per-vault gate) is taken at its word, as a client would.
+        const hint = error instanceof TransientError ? error.retryAfterMs : undefined;
+        await sleep(hint ? this.rng.int(Math.ceil(hint / 4), hint) : this.rng.int(1, Math.min(100, 2 ** attempt)));
       }
     }
   }

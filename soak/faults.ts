@@ -108,11 +108,9 @@ export class FaultInjector {
 
   /** Starts the loops. */
   async start(): Promise<void> {
-    this.admin = new pg.Client({ ...pgConnectionConfig(this.adminUrl), application_name: 'soak-fault-injector' });
-    this.admin.on('error', () => {});
-    await this.admin.connect();
+    this.admin = await this.connect();
     this.running = true;
-    this.loops = [this.killLoop(this.admin)];
+    this.loops = [this.killLoop()];
     if (this.proxy) this.loops.push(this.cutLoop(this.proxy));
   }
 
@@ -130,18 +128,29 @@ export class FaultInjector {
     return this.stats.terminated + this.stats.cut;
   }
 
-  private async killLoop(admin: pg.Client): Promise<void> {
+  private async connect(): Promise<pg.Client> {
+    const admin = new pg.Client({ ...pgConnectionConfig(this.adminUrl), application_name: 'soak-fault-injector' });
+    admin.on('error', () => {});
+    await admin.connect();
+    return admin;
+  }
+
+  private async killLoop(): Promise<void> {
     while (this.running) {
       await sleep(this.rng.int(...this.plan.killEveryMs));
       if (!this.running) break;
       try {
-        const busy = (await appBackends(admin, this.appName)).filter((b) => b.inTransaction);
+        // A restart of the server (--restarts) ends this connection too: open a new one.
+        this.admin ??= await this.connect();
+        const busy = (await appBackends(this.admin, this.appName)).filter((b) => b.inTransaction);
         if (busy.length === 0) continue;
-        if (await terminateBackend(admin, this.rng.pick(busy).pid)) this.stats.terminated++;
+        if (await terminateBackend(this.admin, this.rng.pick(busy).pid)) this.stats.terminated++;
       } catch (error) {
         // The injector's own connection failing must not end the run; it shows in the summary.
         this.stats.injectorErrors++;
         this.lastError = error;
+        await this.admin?.end().catch(() => {});
+        this.admin = null;
       }
     }
   }

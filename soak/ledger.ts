@@ -30,7 +30,12 @@ export interface AckFact extends WriteFact {
 }
 
 /** What one change of a push came back as. */
-export type Outcome = { kind: 'applied'; version: number } | { kind: 'conflict'; serverVersion: number | null; serverContent: string | null } | { kind: 'absent' };
+export type Outcome =
+  | { kind: 'applied'; version: number }
+  | { kind: 'conflict'; serverVersion: number | null; serverContent: string | null }
+  | { kind: 'absent' }
+  /** The call was refused with `ResyncRequiredError` (a purge passed the device's cursor): nothing written. */
+  | { kind: 'resync' };
 
 /** A push whose response the harness hid from the device, and the answer to its identical re-send. */
 export interface LostPushFact {
@@ -43,7 +48,7 @@ export interface LostPushFact {
 /** A call that failed with something other than a well-formed `TransientError`. */
 export interface ErrorFact {
   device: string;
-  call: 'push' | 'pull' | 'enableVault';
+  call: 'push' | 'pull' | 'enableVault' | 'purge';
   constructorName: string;
   code: string | undefined;
   message: string;
@@ -51,6 +56,39 @@ export interface ErrorFact {
   problem: string;
   /** The cause chain, outermost first: constructor name, code, message. */
   causes: string[];
+}
+
+/** A call refused with `ResyncRequiredError`, after which the device pulled everything again. */
+export interface ResyncFact {
+  device: string;
+  user: string;
+  call: 'push' | 'pull';
+  /** The error's `reason`. */
+  reason: string;
+  /** The cursor the refused call carried. */
+  cursor: string | null;
+}
+
+/**
+ * A device that slept through a purge: it stopped with its cursor at `cursorSeq`, waited until the
+ * vault's purge horizon (read by the harness) passed that cursor, then pushed edits from its stale
+ * replica, some of records purged while it slept. The only right answer is `ResyncRequiredError`.
+ */
+export interface StaleWakeFact {
+  device: string;
+  user: string;
+  /** The cursor's position and horizon when it fell asleep. */
+  cursorSeq: number;
+  /** The vault's `purged_seq` as the harness read it just before the push. */
+  purgedSeq: number;
+  /** Whether the push carried the stale cursor, or none (a device that lost it). */
+  withCursor: boolean;
+  /** Record ids purged while it slept, and how many of them the push carried. */
+  purgedIds: number;
+  carriedPurged: number;
+  outcome: 'resync' | 'applied' | 'conflicts only' | 'gave up';
+  /** What the push answered, when it was not refused. */
+  detail: string;
 }
 
 /** Counters printed in the summary. */
@@ -75,6 +113,16 @@ export interface SoakCounters {
   transientErrors: number;
   /** Knex's "Connection Error" warnings (a pooled connection died). */
   poolWarnings: number;
+  /** `purgeTombstones` calls answered, those that removed at least one tombstone, and tombstones removed. */
+  purges: number;
+  effectivePurges: number;
+  purgedTombstones: number;
+  /** Purges that failed with a TransientError (a fault hit them). */
+  purgeTransientErrors: number;
+  /** Full pulls after a `ResyncRequiredError`. */
+  resyncs: number;
+  /** Changes a device dropped because the push that carried them was refused for a resync. */
+  droppedForResync: number;
 }
 
 /** The shared notebook of a run. */
@@ -87,6 +135,8 @@ export class Ledger {
   readonly strays: string[] = [];
   /** Calls that failed with transient errors so often that the device gave up. */
   readonly givenUp: string[] = [];
+  readonly resyncs: ResyncFact[] = [];
+  readonly staleWakes: StaleWakeFact[] = [];
   readonly counters: SoakCounters = {
     pushes: 0,
     atomicPushes: 0,
@@ -101,6 +151,12 @@ export class Ledger {
     lostResponses: 0,
     transientErrors: 0,
     poolWarnings: 0,
+    purges: 0,
+    effectivePurges: 0,
+    purgedTombstones: 0,
+    purgeTransientErrors: 0,
+    resyncs: 0,
+    droppedForResync: 0,
   };
   private readonly uncertainIds = new Set<string>();
 
