@@ -490,6 +490,10 @@ export class SyncService {
    * pooled connections never carry one user's setting into another's call). Row-level security
    * admits the user's rows only if the database accepts the claim, so a refused claim stops the
    * call here rather than letting it run on an empty view of the vault.
+   *
+   * With `claimInWork`, no statement of its own presents the claim: `work`'s first statement must
+   * (push and pull, one round trip fewer; see `CLAIM_SUBQUERY` in `claim.ts`) and throw
+   * `ClaimRefusal` when refused, which is handled here exactly like a refusal of the own statement.
    */
   private async transaction<T>(userId: string, work: (em: EntityManager, session: ClaimSession) => Promise<T>, claimInWork = false): Promise<T> {
     // The gate comes first: a refused call never waits for, or holds, a pooled connection.
