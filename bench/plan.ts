@@ -108,6 +108,6 @@ export const QUICK_PLAN: Readonly<BenchPlan> = Object.freeze({
   parallelVaultSize: 200,
   parallelPushesPerUser: 1,
   latencyReps: 3,
-  memoryPushes: 200,
-  memoryWarmUp: 50,
+  memoryPushes: 100,
+  memoryWarmUp: 30,
 });
