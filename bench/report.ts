@@ -75,7 +75,7 @@ export function renderMarkdown(r: BenchResults): string {
       `PostgreSQL ${m.postgres} (${m.database === 'embedded' ? 'the embedded server' : m.database}, same machine). ` +
       `The service and the baseline run in one process, on identical fresh data per repetition, in alternating order; ` +
       `timings are wall-clock medians of ${r.plan.pushReps} (single pushes), ${r.plan.importReps} (import), ${r.plan.fullPullReps} (full pull), ` +
-      `${r.plan.incrementalReps} (incremental pulls), ${r.plan.parallelReps} (parallel), ${r.plan.sweepReps} (batch sizes) and ${r.plan.coldStartReps} (cold starts) ` +
+      `${r.plan.incrementalReps} (incremental pulls), ${r.plan.parallelReps} (parallel), ${r.plan.sweepReps} (batch sizes), ${r.plan.latencyReps} (each network link) and ${r.plan.coldStartReps} (cold starts) ` +
       `repetitions, after a warm-up and an untimed counting run. ` +
       `Ciphertexts are ${r.plan.ciphertextBytes} random bytes. Run took ${r.durationS.toFixed(0)} s.`,
     '',
