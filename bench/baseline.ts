@@ -3,8 +3,9 @@
  * allows while keeping every rule of the service, so that each benchmark figure is a ratio to the
  * best the same server can do in the same run.
  *
- * Same transaction shape as `SyncService`: BEGIN; `set_config` of the user and the lock wait;
- * lock the vault row and read its head (`select ... for update`, no write); read the affected
+ * Same transaction shape as `SyncService`: BEGIN; `set_config` of the user and the lock wait, in
+ * the statement that locks the vault row and reads its head (`select ... for update`, no write),
+ * as the service does since issue 10 (it sets a signed claim too); read the affected
  * records in one SELECT; judge every change in memory; one INSERT and one UPDATE over `unnest`
  * arrays, only for rows actually written (the database's triggers move the vault's counters); COMMIT.
  * The judge rules are written out again here (not imported from `src/sync/judge.ts`), so the
@@ -66,7 +67,11 @@ function toState(row: AffectedRow): RecordState {
   return { recordId: row.record_id, version: row.version, deleted: row.deleted, ciphertext: row.deleted ? null : row.ciphertext, updatedAt: row.updated_at };
 }
 
-const LOCK = 'select id, last_seq, purged_seq, version_floor from vaults where user_id = $1 for update';
+// The settings first (an OFFSET 0 subquery is evaluated first and never flattened), then the
+// vault through a LATERAL join on them, so the lock waits at most the lock_timeout just set.
+const LOCK = `select v.id, v.last_seq, v.purged_seq, v.version_floor
+from (select set_config('app.user_id', $1, true) as uid, set_config('lock_timeout', $2, true) offset 0) as s,
+lateral (select id, last_seq, purged_seq, version_floor from vaults where user_id = s.uid for update) as v`;
 
 // Ciphertext is fetched only for records whose version differs from the change's base: those are
 // the conflicts (reported with the server's state) and possible re-sends (compared byte for byte).
@@ -90,12 +95,14 @@ set ciphertext = u.ciphertext, deleted = u.deleted, seq = u.seq, version = r.ver
 from unnest($2::text[], $3::bytea[], $4::bool[], $5::bigint[], $6::int[]) as u(record_id, ciphertext, deleted, seq, base)
 where r.vault_id = $1 and r.record_id = u.record_id and r.version = u.base`;
 
-// The service's feed page query (src/sync/feed.ts), with pg's placeholders. Keep the two in
-// step: the judge walk's paging steps fail when they drift apart.
+// The service's feed page query (src/sync/feed.ts), with pg's placeholders and the baseline's
+// settings in place of the claim. Keep the two in step: the judge walk's paging steps fail when
+// they drift apart.
 const PAGE_SQL = `
 select v.id as vault_id, v.last_seq, v.purged_seq,
        p.record_id, p.version, p.deleted, p.ciphertext, p.updated_at, p.seq, p.running_bytes
-from vaults v
+from (select set_config('app.user_id', $4, true) as uid, set_config('lock_timeout', $5, true) offset 0) as s
+left join lateral (select id, last_seq, purged_seq from vaults where user_id = s.uid offset 0) as v on true
 left join lateral (
   select q.record_id, q.version, q.deleted, q.ciphertext, q.updated_at, q.seq, q.running_bytes from (
     select r.record_id, r.version, r.deleted, r.ciphertext, r.updated_at, r.seq,
@@ -108,11 +115,10 @@ left join lateral (
   ) q
   where q.rn <= 2 or q.running_bytes - octet_length(q.ciphertext) <= $3
 ) p on true
-where v.user_id = $4
 order by p.seq`;
 
 interface FeedRow {
-  vault_id: string;
+  vault_id: string | null;
   last_seq: string;
   purged_seq: string;
   record_id: string | null;
@@ -171,12 +177,12 @@ export class BaselineSync implements SyncImplementation {
     this.lockTimeoutMs = Math.max(1, Math.floor(options.lockTimeoutMs ?? 5000));
   }
 
-  /** `SyncService.push`, in seven statements whatever the batch size. */
+  /** `SyncService.push`, in six statements whatever the batch size. */
   async push(userId: string, input: PushInput): Promise<PushResult> {
     const owner = validateUserId(userId);
     const { changes, atomic, cursor } = validatePush(input, this.limits);
-    return this.transaction(owner, async (client) => {
-      const heads = await this.query<{ id: string; last_seq: string; purged_seq: string; version_floor: number }>(client, LOCK, [owner]);
+    return this.transaction(async (client) => {
+      const heads = await this.query<{ id: string; last_seq: string; purged_seq: string; version_floor: number }>(client, LOCK, [owner, this.lockTimeout()]);
       const head = heads[0];
       if (!head) throw new VaultNotFoundError(owner);
       const vaultId = head.id;
@@ -234,11 +240,11 @@ export class BaselineSync implements SyncImplementation {
   async pull(userId: string, input: PullInput = {}): Promise<PullResult> {
     const owner = validateUserId(userId);
     const { cursor, limit, maxBytes } = validatePull(input, this.limits);
-    return this.transaction(owner, async (client) => {
+    return this.transaction(async (client) => {
       const position = cursor === null ? null : parseCursor(cursor);
-      const rows = await this.query<FeedRow>(client, PAGE_SQL, [position?.seq ?? 0, limit + 1, maxBytes, owner]);
+      const rows = await this.query<FeedRow>(client, PAGE_SQL, [position?.seq ?? 0, limit + 1, maxBytes, owner, this.lockTimeout()]);
       const head = rows[0];
-      if (!head) throw new VaultNotFoundError(owner);
+      if (!head?.vault_id) throw new VaultNotFoundError(owner);
       const lastSeq = Number(head.last_seq);
       resumePosition(position, { vaultId: head.vault_id, lastSeq, purgedSeq: Number(head.purged_seq) }, 'pull');
       const changes: RecordState[] = [];
@@ -256,13 +262,17 @@ export class BaselineSync implements SyncImplementation {
     });
   }
 
-  /** BEGIN, the transaction-local user and lock wait, `work`, COMMIT (ROLLBACK on throw). */
-  private async transaction<T>(userId: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  /** The lock wait, as `set_config('lock_timeout', ...)` takes it. */
+  private lockTimeout(): string {
+    return `${this.lockTimeoutMs}ms`;
+  }
+
+  /** BEGIN, `work` (whose first statement makes the transaction-local settings), COMMIT (ROLLBACK on throw). */
+  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
     try {
       await this.query(client, 'begin');
-      await this.query(client, "select set_config('app.user_id', $1, true), set_config('lock_timeout', $2, true)", [userId, `${this.lockTimeoutMs}ms`]);
       const result = await work(client);
       await this.query(client, 'commit');
       return result;

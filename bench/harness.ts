@@ -29,6 +29,8 @@ export interface BenchContext {
   baseline: BaselineSync;
   counter: QueryCounter;
   findings: Findings;
+  /** Each implementation's connection pool right now: connections in use, callers waiting, size. */
+  poolProbes: Record<ImplName, () => { used: number; waiting: number; size: number }>;
   /** Progress lines (stderr), so stdout stays the report. */
   log(line: string): void;
 }

@@ -19,6 +19,7 @@ export interface Stats {
   max: number;
   p10: number;
   p90: number;
+  p95: number;
 }
 
 /** Linear-interpolated quantile of sorted values. */
@@ -32,7 +33,7 @@ function quantile(sorted: number[], q: number): number {
   return a + (b - a) * (pos - lo);
 }
 
-/** Median, extremes and p10/p90 of `values`. */
+/** Median, extremes and p10/p90/p95 of `values`. */
 export function stats(values: number[]): Stats {
   const sorted = [...values].sort((a, b) => a - b);
   return {
@@ -42,6 +43,7 @@ export function stats(values: number[]): Stats {
     max: sorted.at(-1) ?? Number.NaN,
     p10: quantile(sorted, 0.1),
     p90: quantile(sorted, 0.9),
+    p95: quantile(sorted, 0.95),
   };
 }
 

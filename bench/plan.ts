@@ -32,8 +32,7 @@ export interface BenchPlan {
   incrementalLarge: number;
   incrementalChanges: number;
   incrementalReps: number;
-  /** Concurrent users, the size of each one's vault, and how many 100-change pushes each sends. */
-  parallelUsers: number;
+  /** The size of each parallel user's vault, and how many 100-change pushes each sends. */
   parallelVaultSize: number;
   parallelPushesPerUser: number;
   parallelReps: number;
@@ -42,6 +41,17 @@ export interface BenchPlan {
   sweepReps: number;
   /** Child processes per cold-start variant. */
   coldStartReps: number;
+  /** Users pushing at once in the throughput scenarios (one scenario per count). */
+  parallelUserCounts: number[];
+  /** One-way delays, ms, the latency scenario's TCP proxy adds (same region, across regions). */
+  latencyDelaysMs: number[];
+  /** Timed typical syncs per delay and implementation, the vault they go into, and how many changes of other devices wait. */
+  latencyReps: number;
+  latencyVaultSize: number;
+  latencyWaiting: number;
+  /** Pushes of 10 changes a memory child process serves, and how many of them warm it up first. */
+  memoryPushes: number;
+  memoryWarmUp: number;
 }
 
 /** The default plan: every size the issue names, bounded to a few minutes on 2 cores. */
@@ -61,13 +71,19 @@ export const DEFAULT_PLAN: Readonly<BenchPlan> = Object.freeze({
   incrementalLarge: 100_000,
   incrementalChanges: 100,
   incrementalReps: 31,
-  parallelUsers: 16,
   parallelVaultSize: 1000,
   parallelPushesPerUser: 10,
   parallelReps: 2,
   sweepSizes: [10, 100, 250, 500, 1000],
   sweepReps: 4,
   coldStartReps: 3,
+  parallelUserCounts: [16, 64],
+  latencyDelaysMs: [1, 5],
+  latencyReps: 21,
+  latencyVaultSize: 1000,
+  latencyWaiting: 10,
+  memoryPushes: 10_000,
+  memoryWarmUp: 1000,
 });
 
 /**
@@ -86,8 +102,12 @@ export const QUICK_PLAN: Readonly<BenchPlan> = Object.freeze({
   fullPullReps: 3,
   incrementalLarge: 20_000,
   incrementalReps: 9,
-  parallelPushesPerUser: 2,
   parallelReps: 1,
   sweepReps: 3,
   coldStartReps: 1,
+  parallelVaultSize: 200,
+  parallelPushesPerUser: 1,
+  latencyReps: 3,
+  memoryPushes: 100,
+  memoryWarmUp: 30,
 });

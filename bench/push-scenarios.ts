@@ -4,6 +4,7 @@
  *
  * @module
  */
+import os from 'node:os';
 import { encodeCursor } from '../src/sync/cursor.js';
 import type { Change, PushResult } from '../src/sync/types.js';
 import type { SyncImplementation } from './baseline.js';
@@ -122,16 +123,98 @@ export async function importScenario(ctx: BenchContext): Promise<ScenarioResult>
   return scenario(ctx, { id: 'import', title, rowsPerRun: importRecords, reps: importReps }, pushTrial(ctx, 'import', 1, make));
 }
 
-/** `parallelUsers` users, each sending typical 100-change syncs to a vault of their own, all at once. */
-export async function parallelScenario(ctx: BenchContext): Promise<ScenarioResult> {
-  const { parallelUsers, parallelVaultSize, parallelPushesPerUser, parallelReps, ciphertextBytes } = ctx.plan;
+/**
+ * What limited one implementation while `users` pushed at once: the Node process's CPU (a share of
+ * one core, which is all the event loop can use), and the connection pool (connections in use, and
+ * callers waiting for one), sampled every 5 ms.
+ */
+export interface Saturation {
+  /** CPU time of this process over wall time, 1 = one core busy throughout. */
+  nodeCpu: number;
+  /** Most connections in use at once, and the pool's size. */
+  poolUsedMax: number;
+  poolSize: number;
+  /** Most callers waiting for a connection at once, and their average over the samples. */
+  poolWaitingMax: number;
+  poolWaitingAvg: number;
+  /** Busy share of all the machine's cores over the run (PostgreSQL runs on the same machine). */
+  machineCpu: number;
+  /** The verdict: the Node process, the machine's CPUs, the pool, or the database. */
+  limit: 'Node process CPU' | 'machine CPU' | 'connection pool' | 'database';
+}
+
+/** Busy and total CPU time of all cores so far, ms. */
+function machineTimes(): { busy: number; total: number } {
+  let busy = 0;
+  let total = 0;
+  for (const { times } of os.cpus()) {
+    const all = times.user + times.nice + times.sys + times.idle + times.irq;
+    total += all;
+    busy += all - times.idle;
+  }
+  return { busy, total };
+}
+
+/** Samples CPU and pool while `work` runs. */
+async function sampled<T>(probe: () => { used: number; waiting: number; size: number }, work: () => Promise<T>): Promise<{ value: T; saturation: Saturation }> {
+  const cpu0 = process.cpuUsage();
+  const machine0 = machineTimes();
+  const t0 = performance.now();
+  let usedMax = 0;
+  let waitingMax = 0;
+  let waitingSum = 0;
+  let samples = 0;
+  let size = 0;
+  const timer = setInterval(() => {
+    const p = probe();
+    usedMax = Math.max(usedMax, p.used);
+    waitingMax = Math.max(waitingMax, p.waiting);
+    waitingSum += p.waiting;
+    size = p.size;
+    samples++;
+  }, 5);
+  try {
+    const value = await work();
+    const cpu = process.cpuUsage(cpu0);
+    const nodeCpu = (cpu.user + cpu.system) / 1000 / (performance.now() - t0);
+    const poolWaitingAvg = samples ? waitingSum / samples : 0;
+    const machine1 = machineTimes();
+    const machineCpu = (machine1.busy - machine0.busy) / Math.max(1, machine1.total - machine0.total);
+    // One event loop can't use more than one core: near it, Node is the bottleneck. With every
+    // core busy, Node and PostgreSQL compete for them (a full pool then only queues). Otherwise a
+    // pool with callers queueing most of the time is the limit; otherwise the database is.
+    const limit =
+      nodeCpu >= 0.85 ? 'Node process CPU' : machineCpu >= 0.9 ? 'machine CPU' : poolWaitingAvg >= 1 && usedMax >= size ? 'connection pool' : 'database';
+    return { value, saturation: { nodeCpu, machineCpu, poolUsedMax: usedMax, poolSize: size, poolWaitingMax: waitingMax, poolWaitingAvg, limit } };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/**
+ * `users` users, each sending typical 100-change syncs to a vault of their own, all at once. The
+ * result carries what limited each implementation (see {@link Saturation}).
+ */
+export async function parallelScenario(ctx: BenchContext, users: number): Promise<ScenarioResult & { saturation: Partial<Record<ImplName, Saturation>> }> {
+  const { parallelVaultSize, parallelPushesPerUser, parallelReps, ciphertextBytes } = ctx.plan;
   const make = (): PushWorkload => {
     const { seed, model } = liveVault(parallelVaultSize, ciphertextBytes, seedCounter++);
     return { seed, pushes: Array.from({ length: parallelPushesPerUser }, () => makeChanges(model, typicalMix(100), ciphertextBytes)) };
   };
-  const title = `${parallelUsers} users pushing in parallel (${parallelPushesPerUser} pushes of 100 changes each, vaults of ${size(parallelVaultSize)})`;
-  const calls = parallelUsers * parallelPushesPerUser;
-  return scenario(ctx, { id: 'parallel', title, rowsPerRun: calls, reps: parallelReps, throughputUnit: 'pushes/s' }, pushTrial(ctx, 'parallel', parallelUsers, make));
+  const title = `${users} users pushing in parallel (${parallelPushesPerUser} pushes of 100 changes each, vaults of ${size(parallelVaultSize)})`;
+  const calls = users * parallelPushesPerUser;
+  const trial = pushTrial(ctx, `parallel-${users}`, users, make);
+  const saturation: Partial<Record<ImplName, Saturation>> = {};
+  const run = trial.run;
+  trial.run = async (impl, prepared) => {
+    const name: ImplName = impl === ctx.impls.service ? 'service' : 'baseline';
+    const { value, saturation: s } = await sampled(ctx.poolProbes[name], () => run(impl, prepared));
+    // The last timed repetition's figures (the counting run comes first).
+    saturation[name] = s;
+    return value;
+  };
+  const result = await scenario(ctx, { id: `parallel-${users}`, title, rowsPerRun: calls, reps: parallelReps, throughputUnit: 'pushes/s' }, trial);
+  return { ...result, saturation };
 }
 
 /** One typical-mix push of each size of `sweepSizes`, into a vault of `vaultSize` records. */

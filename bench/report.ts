@@ -8,7 +8,9 @@ import type { ColdStartResult } from './cold-start.js';
 import type { ImplFigures, ScenarioResult } from './harness.js';
 import type { MachineInfo } from './machine.js';
 import type { Stats } from './measure.js';
+import type { MemoryResult } from './memory.js';
 import type { BenchPlan } from './plan.js';
+import type { Saturation } from './push-scenarios.js';
 import type { RowTriggerCost } from './row-triggers.js';
 import type { TargetVerdict } from './targets.js';
 
@@ -21,6 +23,10 @@ export interface BenchResults {
   coldStart: ColdStartResult[];
   /** The service's push with and without the raw-writer row triggers (`--only=triggers`). */
   rowTriggers?: RowTriggerCost;
+  /** The typical sync through a TCP proxy adding a fixed delay each way (`--only=latency`). */
+  latency?: ScenarioResult[];
+  /** Peak RSS and heap of processes serving pushes (`--only=memory`). */
+  memory?: MemoryResult;
   targets: TargetVerdict[];
   mismatches: string[];
   notes: string[];
@@ -69,11 +75,11 @@ export function renderMarkdown(r: BenchResults): string {
       `PostgreSQL ${m.postgres} (${m.database === 'embedded' ? 'the embedded server' : m.database}, same machine). ` +
       `The service and the baseline run in one process, on identical fresh data per repetition, in alternating order; ` +
       `timings are wall-clock medians of ${r.plan.pushReps} (single pushes), ${r.plan.importReps} (import), ${r.plan.fullPullReps} (full pull), ` +
-      `${r.plan.incrementalReps} (incremental pulls), ${r.plan.parallelReps} (parallel), ${r.plan.sweepReps} (batch sizes) and ${r.plan.coldStartReps} (cold starts) ` +
+      `${r.plan.incrementalReps} (incremental pulls), ${r.plan.parallelReps} (parallel), ${r.plan.sweepReps} (batch sizes), ${r.plan.latencyReps} (each network link) and ${r.plan.coldStartReps} (cold starts) ` +
       `repetitions, after a warm-up and an untimed counting run. ` +
       `Ciphertexts are ${r.plan.ciphertextBytes} random bytes. Run took ${r.durationS.toFixed(0)} s.`,
     '',
-    '## Targets (issue 5)',
+    '## Targets (issues 5 and 10)',
     '',
     ...r.targets.map((t) => `- **${t.status}** ${t.target}: ${t.measured}`),
     '',
@@ -91,6 +97,66 @@ export function renderMarkdown(r: BenchResults): string {
     ...scenarioRows(r.sweep),
     '',
   ];
+
+  const parallel = r.scenarios.filter((s) => s.id.startsWith('parallel-')) as (ScenarioResult & { saturation?: Partial<Record<'service' | 'baseline', Saturation>> })[];
+  if (parallel.length > 0) {
+    lines.push(
+      '## Throughput under concurrency',
+      '',
+      'Each user pushes to a vault of its own; both implementations have the same pool size. What limited each run is sampled every 5 ms: the CPU of this Node process (1.00 = one core, all an event loop can use), the busy share of all the machine\'s cores (PostgreSQL runs on the same machine), connections in use and callers waiting for one. The verdict: Node CPU when it is at 0.85 of a core or more; else the machine\'s CPUs when they are 90% busy (Node and PostgreSQL compete for them; a full pool then only queues); else the pool when callers queued for a connection on average; else the database.',
+      '',
+      '| users | implementation | pushes/s | service / baseline | Node CPU (cores) | machine CPU busy | pool used (max of size) | waiting for a connection (avg, max) | limited by |',
+      '|---:|---|---:|---:|---:|---:|---:|---:|---|',
+    );
+    for (const s of parallel) {
+      for (const name of ['service', 'baseline'] as const) {
+        const f = s[name];
+        const sat = s.saturation?.[name];
+        lines.push(
+          `| ${name === 'service' ? s.id.slice('parallel-'.length) : ''} | ${name} | ${int((s.callsPerRun * 1000) / f.stats.median)} | ${name === 'service' ? `**${s.ratio.toFixed(2)}x**` : ''} | ${sat ? sat.nodeCpu.toFixed(2) : ''} | ${sat ? `${(sat.machineCpu * 100).toFixed(0)}%` : ''} | ${sat ? `${sat.poolUsedMax} of ${sat.poolSize}` : ''} | ${sat ? `${sat.poolWaitingAvg.toFixed(1)}, ${sat.poolWaitingMax}` : ''} | ${sat?.limit ?? ''} |`,
+        );
+      }
+    }
+    lines.push('');
+  }
+
+  if (r.latency && r.latency.length > 0) {
+    lines.push(
+      '## Latency over a network link',
+      '',
+      'Both implementations connect through an in-process TCP proxy that holds every chunk for a fixed delay in each direction (1 ms: a database in the same region; 5 ms: across regions). One typical sync: push 10 changes (4 creates, 4 updates, 2 deletes), then pull from the returned cursor until nothing more is waiting. Round trips are statements per sync (push and pull together).',
+      '',
+      '| link | implementation | median ms | p95 ms | min–max ms | service / baseline (median) | round trips per sync |',
+      '|---|---|---:|---:|---:|---:|---:|',
+    );
+    for (const s of r.latency) {
+      for (const name of ['service', 'baseline'] as const) {
+        const f = s[name];
+        lines.push(
+          `| ${name === 'service' ? `${s.id.slice('latency-'.length)} ms each way` : ''} | ${name} | ${ms(f.stats.median)} | ${ms(f.stats.p95)} | ${spread(f.stats)} | ${name === 'service' ? `**${s.ratio.toFixed(2)}x**` : ''} | ${+f.roundTrips.toFixed(2)} |`,
+        );
+      }
+    }
+    lines.push('');
+  }
+
+  if (r.memory) {
+    const m = r.memory;
+    const heap = (h: number[]) => h.map((v) => v.toFixed(1)).join(', ');
+    lines.push(
+      '## Memory of a process serving pushes',
+      '',
+      `Each implementation in a child process of its own that serves nothing else: 4 users at a time push 10 typical changes each, ${m.pushes.toLocaleString('en-US')} pushes after a warm-up. The heap is measured after a full collection (\`--expose-gc\`) after the warm-up and after every tenth of the run; a leak (a fork or identity map kept per push) would climb from checkpoint to checkpoint.`,
+      '',
+      '| implementation | peak RSS MiB | heap after the last push MiB | heap growth, first tenth to last MiB | heap at each checkpoint MiB | pushes/s |',
+      '|---|---:|---:|---:|---|---:|',
+      ...(['service', 'baseline'] as const).map((name) => {
+        const s = m[name];
+        return `| ${name} | ${s.peakRssMb.toFixed(0)} | ${(s.heapMb.at(-1) ?? 0).toFixed(1)} | ${(name === 'service' ? m.serviceGrowthMb : m.baselineGrowthMb).toFixed(1)} | ${heap(s.heapMb)} | ${int((s.pushes * 1000) / s.ms)} |`;
+      }),
+      '',
+    );
+  }
 
   if (r.coldStart.length > 0) {
     lines.push(

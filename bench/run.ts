@@ -9,7 +9,9 @@
  * Exit code: 0 whatever the targets say (the report says PASS or MISS); 1 when the service and
  * the baseline disagree on any result (a correctness failure); 2 when the run itself fails.
  *
- * Groups for `--only`: judge, push, sweep, import, parallel, pull, triggers, cold.
+ * `--orm=flushMode:commit,populateAfterFlush:false` tries global ORM settings (see `orm-overrides.ts`).
+ *
+ * Groups for `--only`: judge, push, sweep, import, parallel, pull, latency, memory, triggers, cold.
  *
  * @module
  */
@@ -34,6 +36,9 @@ import { checkCorrectness } from './correctness.js';
 import type { BenchContext, ScenarioResult } from './harness.js';
 import { machineInfo } from './machine.js';
 import { DEFAULT_PLAN, QUICK_PLAN } from './plan.js';
+import { latencyScenarios } from './latency.js';
+import { parseOrmOverrides } from './orm-overrides.js';
+import { memoryScenario, type MemoryResult } from './memory.js';
 import { fullPullScenario, incrementalPullScenarios } from './pull-scenarios.js';
 import { batchSweep, importScenario, parallelScenario, singlePushScenarios, warmUp } from './push-scenarios.js';
 import { QueryCounter } from './query-counter.js';
@@ -41,7 +46,7 @@ import { rowTriggerCost, type RowTriggerCost } from './row-triggers.js';
 import { renderJson, renderMarkdown, type BenchResults } from './report.js';
 import { judgeTargets } from './targets.js';
 
-const GROUPS = ['judge', 'push', 'sweep', 'import', 'parallel', 'pull', 'triggers', 'cold'] as const;
+const GROUPS = ['judge', 'push', 'sweep', 'import', 'parallel', 'pull', 'latency', 'memory', 'triggers', 'cold'] as const;
 type Group = (typeof GROUPS)[number];
 
 function option(name: string): string | undefined {
@@ -55,6 +60,9 @@ async function main(): Promise<number> {
   const unknown = only?.filter((g) => !GROUPS.includes(g));
   if (unknown?.length) throw new Error(`unknown --only group(s): ${unknown.join(', ')}; groups are ${GROUPS.join(', ')}`);
   const wants = (group: Group) => !only || only.includes(group);
+  const ormOverrides = parseOrmOverrides(option('orm'));
+  // Child processes (memory) build their ORM from the same settings.
+  process.env.BENCH_ORM = option('orm') ?? '';
   const outDir = path.resolve(option('out') ?? fileURLToPath(new URL('.', import.meta.url)));
   const log = (line: string) => console.error(line);
 
@@ -71,7 +79,7 @@ async function main(): Promise<number> {
   const pools: pg.Pool[] = [];
   try {
     await runMigrations({ url, log: () => {} });
-    const config = createConfig(url);
+    const config = createConfig(url, ormOverrides);
     orm = await MikroORM.init(config);
     // The baseline gets as many connections as the service's pool, so the parallel scenario is fair.
     const baselinePool = createBaselinePool(url, config.pool?.max ?? 10);
@@ -88,12 +96,22 @@ async function main(): Promise<number> {
       counter,
       findings,
       log,
+      poolProbes: {
+        service: () => {
+          // knex's tarn pool, under MikroORM's connection.
+          const pool = (orm?.em.getConnection() as unknown as { getKnex(): { client: { pool: { numUsed(): number; numPendingAcquires(): number; max: number } } } }).getKnex().client.pool;
+          return { used: pool.numUsed(), waiting: pool.numPendingAcquires(), size: pool.max };
+        },
+        baseline: () => ({ used: baselinePool.totalCount - baselinePool.idleCount, waiting: baselinePool.waitingCount, size: config.pool?.max ?? 10 }),
+      },
     };
 
     const scenarios: ScenarioResult[] = [];
     let sweep: ScenarioResult[] = [];
     let cold: ColdStartResult[] = [];
     let rowTriggers: RowTriggerCost | undefined;
+    let latency: ScenarioResult[] = [];
+    let memory: MemoryResult | undefined;
     const phases: Record<string, number> = {};
     const phase = async (wanted: boolean, title: string, work: () => Promise<void>) => {
       if (!wanted) return;
@@ -103,14 +121,18 @@ async function main(): Promise<number> {
       phases[title] = (performance.now() - start) / 1000;
       log(`  (${phases[title].toFixed(1)} s)`);
     };
-    const measuresCalls = (['push', 'import', 'pull', 'parallel', 'sweep', 'triggers'] as const).some(wants);
+    const measuresCalls = (['push', 'import', 'pull', 'parallel', 'sweep', 'latency', 'triggers'] as const).some(wants);
     // The judge walk goes first: it also opens the connections and runs every statement once.
     await phase(wants('judge'), 'judge walk (correctness)', () => checkCorrectness(ctx));
     await phase(measuresCalls, 'warm-up', () => warmUp(ctx));
     await phase(wants('push'), 'single pushes', async () => void scenarios.push(...(await singlePushScenarios(ctx))));
     await phase(wants('import'), 'first import', async () => void scenarios.push(await importScenario(ctx)));
     await phase(wants('pull'), 'pulls', async () => void scenarios.push(await fullPullScenario(ctx), ...(await incrementalPullScenarios(ctx))));
-    await phase(wants('parallel'), 'parallel users', async () => void scenarios.push(await parallelScenario(ctx)));
+    await phase(wants('parallel'), 'parallel users', async () => {
+      for (const users of plan.parallelUserCounts) scenarios.push(await parallelScenario(ctx, users));
+    });
+    await phase(wants('latency'), 'typical sync over a network link', async () => void (latency = await latencyScenarios(ctx, url, ormOverrides)));
+    await phase(wants('memory'), 'memory of a process serving pushes', async () => void (memory = await memoryScenario(url, plan.memoryPushes, plan.memoryWarmUp)));
     await phase(wants('sweep'), 'push time against batch size', async () => void (sweep = await batchSweep(ctx)));
     await phase(wants('triggers'), 'raw-writer row triggers: with vs without', async () => void (rowTriggers = await rowTriggerCost(ctx, 900_000)));
     await phase(wants('cold'), 'cold start', async () => void (cold = await coldStart(url, plan.coldStartReps, log)));
@@ -122,7 +144,9 @@ async function main(): Promise<number> {
       sweep,
       coldStart: cold,
       rowTriggers,
-      targets: judgeTargets(scenarios, sweep, cold),
+      latency,
+      memory,
+      targets: judgeTargets(scenarios, sweep, cold, latency, memory),
       mismatches: findings.mismatches,
       notes: [...findings.notes],
       durationS: (performance.now() - started) / 1000,

@@ -58,10 +58,16 @@ export class TcpProxy {
     private readonly targetUrl: URL,
     /** The local port the proxy listens on. */
     readonly port: number,
+    /** Milliseconds every chunk is held in each direction (a network link's one-way delay). */
+    readonly delayMs = 0,
   ) {}
 
-  /** Starts a proxy on a free local port in front of the server of `databaseUrl`. */
-  static async start(databaseUrl: string): Promise<TcpProxy> {
+  /**
+   * Starts a proxy on a free local port in front of the server of `databaseUrl`. With `delayMs`,
+   * every chunk is forwarded that many ms after it arrived, in order, in both directions: a link
+   * with that one-way latency (the bench's network scenario; cuts are for the undelayed proxy).
+   */
+  static async start(databaseUrl: string, options: { delayMs?: number } = {}): Promise<TcpProxy> {
     const target = new URL(databaseUrl);
     const host = target.hostname || '127.0.0.1';
     const port = Number(target.port || 5432);
@@ -70,7 +76,7 @@ export class TcpProxy {
       listener.once('error', reject);
       listener.listen(0, '127.0.0.1', () => {
         const address = listener.address() as net.AddressInfo;
-        resolve(new TcpProxy(listener, target, address.port));
+        resolve(new TcpProxy(listener, target, address.port, Math.max(0, options.delayMs ?? 0)));
       });
     });
     listener.on('connection', (client) => proxy.accept(client, host, port));
@@ -204,6 +210,13 @@ export class TcpProxy {
     }
     if (armed && counts && armed.remaining !== null) armed.remaining -= chunk.length;
     this.count(direction, chunk.length);
+    if (this.delayMs > 0) {
+      // Timers of equal delay fire in the order they were set, so the stream stays in order.
+      setTimeout(() => {
+        if (!to.destroyed && !to.writableEnded) to.write(chunk);
+      }, this.delayMs);
+      return;
+    }
     to.write(chunk);
   }
 

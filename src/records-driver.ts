@@ -12,10 +12,18 @@
  * path only for the lock check's exact call (see `lockCheckPairs`), so ordinary queries through
  * this driver return what MikroORM's own driver returns.
  *
+ * A transaction may also opt in to a lock check without a round trip of its own
+ * ({@link VaultDbDriver.deferLockChecks}): the lock check's `find` then sends nothing and remembers
+ * the expected versions, and the batched UPDATE that follows it carries them as a predicate
+ * (`r.version = u.expected`), failing with MikroORM's `OptimisticLockError` when fewer rows match
+ * (and the transaction rolls back). The check is the same, made by the statement that writes, so
+ * a writer that commits between the two can't slip in: the lost-update window of MikroORM's
+ * separate check is closed as well.
+ *
  * @module
  */
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
-import type { EntityData, EntityProperty, FilterQuery, FindOptions, NativeInsertUpdateManyOptions, QueryResult } from '@mikro-orm/core';
+import { OptimisticLockError, type EntityData, type EntityProperty, type FilterQuery, type FindOptions, type NativeInsertUpdateManyOptions, type QueryResult } from '@mikro-orm/core';
 
 /** The entity whose batches take the fast path. */
 const RECORDS = 'VaultRecord';
@@ -27,14 +35,46 @@ interface RawResult {
 
 /** See the module comment. Set as `driver` by `createConfig`. */
 export class VaultDbDriver extends PostgreSqlDriver {
+  /**
+   * Transactions (their knex contexts) whose lock checks ride on the batched UPDATE, each with the
+   * versions its last lock check expected, by record id (null until a lock check ran).
+   */
+  private readonly deferred = new WeakMap<object, Map<string, number> | null>();
+
+  /**
+   * Makes the optimistic-lock checks of `records` batches in the transaction `ctx` part of the
+   * batched UPDATE instead of a SELECT of their own (see the module comment), until
+   * {@link endDeferredLockChecks}. Without a transaction it does nothing: the check then needs its
+   * own statement, as MikroORM sends it.
+   */
+  deferLockChecks(ctx: unknown): void {
+    if (isContext(ctx)) this.deferred.set(ctx, null);
+  }
+
+  /** Ends {@link deferLockChecks} for `ctx`. */
+  endDeferredLockChecks(ctx: unknown): void {
+    if (isContext(ctx)) this.deferred.delete(ctx);
+  }
+
   override async nativeUpdateMany<T extends object>(entityName: string, where: FilterQuery<T>[], data: EntityData<T>[], options: NativeInsertUpdateManyOptions<T> = {}): Promise<QueryResult<T>> {
     const columns = entityName === RECORDS && !options.upsert ? this.columnsOf(entityName, data) : null;
     if (!columns || columns.some((c) => c.prop.primary || c.prop.version)) return super.nativeUpdateMany(entityName, where, data, options);
     const ids = where.map((w) => (typeof w === 'object' && w !== null ? (w as { id: unknown }).id : w));
+    const ctx = options.ctx as object | undefined;
+    const expected = ctx ? this.deferred.get(ctx) : undefined;
+    if (ctx && expected) this.deferred.set(ctx, null);
     // A row sets only the columns its change set changed: `has` says which, per row.
     const bindings: unknown[] = [ids];
     const args = ['?::uuid[]'];
     const names = ['id'];
+    let versionCheck = '';
+    if (expected) {
+      // The deferred lock check: a row whose version moved is not updated, and the count says so.
+      bindings.push(ids.map((id) => expected.get(id as string) ?? null));
+      args.push('?::int[]');
+      names.push('expected');
+      versionCheck = ' and (u.expected is null or r."version" = u.expected)';
+    }
     const sets = columns.map(({ prop, field, cast }, i) => {
       bindings.push(data.map((row) => prop.name in row), data.map((row) => (row as Record<string, unknown>)[prop.name] ?? null));
       args.push('?::boolean[]', `?::${cast}[]`);
@@ -43,8 +83,15 @@ export class VaultDbDriver extends PostgreSqlDriver {
     });
     const sql =
       `update "records" as r set ${sets.join(', ')}, "version" = r."version" + 1 ` +
-      `from unnest(${args.join(', ')}) as u(${names.join(', ')}) where r."id" = u.id returning r."id", r."version"`;
-    return toQueryResult(await this.bound(sql, bindings, options.ctx));
+      `from unnest(${args.join(', ')}) as u(${names.join(', ')}) where r."id" = u.id${versionCheck} returning r."id", r."version"`;
+    const res = await this.bound(sql, bindings, options.ctx);
+    if (expected && res.rows.length < ids.length) {
+      const updated = new Set(res.rows.map((row) => row.id));
+      const stale = ids.find((id) => !updated.has(id));
+      // MikroORM's own check names the entity; the id is a uuid, never content.
+      throw new OptimisticLockError(`The optimistic lock on entity ${entityName} failed (id ${String(stale)})`);
+    }
+    return toQueryResult(res);
   }
 
   override async nativeInsertMany<T extends object>(entityName: string, data: EntityData<T>[], options: NativeInsertUpdateManyOptions<T> = {}, transform?: (sql: string) => string): Promise<QueryResult<T>> {
@@ -72,6 +119,13 @@ export class VaultDbDriver extends PostgreSqlDriver {
   override async find<T extends object, P extends string = never, F extends string = '*', E extends string = never>(entityName: string, where: FilterQuery<T>, options: FindOptions<T, P, F, E> = {} as FindOptions<T, P, F, E>) {
     const pairs = entityName === RECORDS ? lockCheckPairs(where, options, this.platform.getDefaultSchemaName()) : null;
     if (!pairs) return super.find(entityName, where as never, options);
+    const ctx = options.ctx as object | undefined;
+    const expected = new Map(pairs.map((p) => [p.id, p.version]));
+    if (ctx && this.deferred.has(ctx) && expected.size === pairs.length) {
+      // Deferred to the batched UPDATE that follows (see the module comment): every row "matches" here.
+      this.deferred.set(ctx, expected);
+      return [...expected.keys()].map((id) => ({ id })) as never;
+    }
     // Distinct pairs, so each row comes back once, exactly like MikroORM's `where (...) or (...)`.
     const res = await this.bound(
       'select r."id" from "records" as r join (select distinct id, version from unnest(?::uuid[], ?::int[]) as p(id, version)) as u on r."id" = u.id and r."version" = u.version',
@@ -141,6 +195,11 @@ function lockCheckPairs(where: unknown, options: object, defaultSchema: string |
     pairs.push({ id, version });
   }
   return pairs;
+}
+
+/** A transaction context: knex's transaction is a function object. */
+function isContext(ctx: unknown): ctx is object {
+  return (typeof ctx === 'object' || typeof ctx === 'function') && ctx !== null;
 }
 
 function isPlain(value: unknown): value is Record<string, unknown> {

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { MikroORM, PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { LockMode, OptimisticLockError, ref } from '@mikro-orm/core';
 import { createConfig } from '../src/config.js';
+import { VaultDbDriver } from '../src/records-driver.js';
 import { Vault, VaultRecord } from '../src/entities/index.js';
 import { createTestOrm, type TestOrm } from './support/database.js';
 import { ciphertext, envelope } from './support/fixtures.js';
@@ -38,6 +39,60 @@ test('a batched update of rows another writer changed first fails with Optimisti
   await expect(first.flush()).rejects.toBeInstanceOf(OptimisticLockError);
   const { rows } = await db.pool.query<{ seq: string; version: number }>('select seq, version from records where vault_id = $1 order by seq', [vault.id]);
   expect(rows).toEqual([{ seq: '100', version: 2 }, { seq: '101', version: 2 }, { seq: '102', version: 2 }]);
+});
+
+describe('lock checks deferred to the batched UPDATE (deferLockChecks)', () => {
+  /** Runs `work` in a transaction whose lock checks are deferred, logging its statements into `lines`. */
+  async function deferred(lines: string[], work: (em: ReturnType<MikroORM['em']['fork']>) => Promise<void>): Promise<void> {
+    const logged = await MikroORM.init(createConfig(db.url, { debug: ['query'], logger: (line) => lines.push(line) }));
+    try {
+      await logged.em.fork().transactional(async (em) => {
+        const driver = em.getDriver();
+        expect(driver).toBeInstanceOf(VaultDbDriver);
+        (driver as VaultDbDriver).deferLockChecks(em.getTransactionContext());
+        await work(em);
+      });
+    } finally {
+      await logged.close(true);
+    }
+  }
+
+  test('a row another writer changed after the read fails the flush with OptimisticLockError, and nothing is written', async () => {
+    const vault = await seed(3);
+    const lines: string[] = [];
+    await expect(
+      deferred(lines, async (em) => {
+        const mine = await em.find(VaultRecord, { vault: vault.id }, { orderBy: { seq: 'asc' } });
+        // Another writer commits a change to the middle record between the read and the flush.
+        const other = db.orm.em.fork();
+        const theirs = await other.findOneOrFail(VaultRecord, { id: mine[1]!.id });
+        theirs.seq = 100;
+        await other.flush();
+        mine.forEach((r, i) => { r.seq = 200 + i; });
+        await em.flush();
+      }),
+    ).rejects.toBeInstanceOf(OptimisticLockError);
+    const { rows } = await db.pool.query<{ seq: string; version: number }>('select seq, version from records where vault_id = $1 order by seq', [vault.id]);
+    expect(rows).toEqual([{ seq: '1', version: 1 }, { seq: '3', version: 1 }, { seq: '100', version: 2 }]);
+    // The check was the UPDATE's own predicate: no lock-check SELECT went out.
+    expect(lines.some((l) => l.includes('update "records"') && l.includes('r."version" = u.expected'))).toBe(true);
+    expect(lines.some((l) => l.includes('select distinct id, version from unnest') || l.includes('select "v0"."id" from "records"'))).toBe(false);
+  });
+
+  test('without a concurrent writer the batched UPDATE applies every row and maps the new versions back', async () => {
+    const vault = await seed(3);
+    const lines: string[] = [];
+    let records: VaultRecord[] = [];
+    await deferred(lines, async (em) => {
+      records = await em.find(VaultRecord, { vault: vault.id }, { orderBy: { seq: 'asc' } });
+      records.forEach((r, i) => { r.seq = 300 + i; });
+      await em.flush();
+    });
+    expect(records.map((r) => r.version)).toEqual([2, 2, 2]);
+    const { rows } = await db.pool.query<{ seq: string; version: number }>('select seq, version from records where vault_id = $1 order by seq', [vault.id]);
+    expect(rows).toEqual([300, 301, 302].map((seq) => ({ seq: String(seq), version: 2 })));
+    expect(lines.some((l) => l.includes('select distinct id, version from unnest'))).toBe(false);
+  });
 });
 
 test('a batched insert maps the database defaults back, and a batched update the new versions', async () => {

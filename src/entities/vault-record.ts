@@ -11,6 +11,7 @@ import {
   Unique,
   type Ref,
 } from '@mikro-orm/core';
+import { CiphertextType } from './ciphertext-type.js';
 import type { Vault } from './vault.js';
 
 /**
@@ -52,8 +53,8 @@ export class VaultRecord {
   @Index({ name: 'idx_records_record_id' })
   recordId: string;
 
-  /** Opaque encrypted bookmark. Empty for a tombstone. */
-  @Property({ type: 'blob' })
+  /** Opaque encrypted bookmark. Empty for a tombstone. Replace it, never write into it (see CiphertextType). */
+  @Property({ type: CiphertextType })
   ciphertext: Buffer;
 
   /**

@@ -15,6 +15,7 @@ import { createHmac } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { z } from 'zod';
 import { ConfigurationError } from '../errors.js';
+import { runBound } from './bound-sql.js';
 
 /** Length of the claim key: HMAC-SHA-256 with a 32-byte key (the database derives its pads from it). */
 export const CLAIM_KEY_BYTES = 32;
@@ -77,9 +78,61 @@ const SKEW_WORTH_NAMING_SECONDS = CLAIM_LIFETIME_SECONDS / 2;
 /** Why the database refused the claim, when it did. */
 export type ClaimRejection = { kind: 'key' } | { kind: 'clock'; skewSeconds: number };
 
+/** What a service transaction presents to the database: the user, the claim signed for it, and the lock wait. */
+export interface ClaimSession {
+  userId: string;
+  claim: string;
+  lockTimeoutMs: number;
+}
+
 /**
- * Starts a service transaction: sets `app.user_id`, `app.user_claim` and `lock_timeout` for this
- * transaction only, and reads back whether the database accepts the claim, in one statement.
+ * A one-row subquery, `(verified, db_now)`, that sets `app.user_id`, `app.user_claim` and
+ * `lock_timeout` for the transaction and then reads back whether the database accepts the claim.
+ * Its three `?` placeholders take {@link claimBindings}.
+ *
+ * Both subqueries end in OFFSET 0, so the planner neither flattens them nor drops their volatile
+ * columns: the settings are made first and the check sees them. A statement that reads rows under
+ * row-level security after it must reach them only through `verified` (a LATERAL join on it), so
+ * the rows' scans, and the policies' InitPlans calling `vault_db_current_user()`, run after this
+ * row exists; the policies then see the settings this very statement made.
+ */
+export const CLAIM_SUBQUERY = `(select public.vault_db_current_user() as verified, extract(epoch from now())::float8 as db_now
+from (select set_config('app.user_id', ?, true), set_config('app.user_claim', ?, true), set_config('lock_timeout', ?, true) offset 0) as settings offset 0)`;
+
+/** The bindings of {@link CLAIM_SUBQUERY}, in order. */
+export function claimBindings(session: ClaimSession): unknown[] {
+  return [session.userId, session.claim, `${session.lockTimeoutMs}ms`];
+}
+
+/** The claim check's columns, as {@link CLAIM_SUBQUERY} returns them. */
+export interface ClaimCheck {
+  verified: string | null;
+  db_now: number;
+}
+
+/** Null when the database accepted the claim for `userId`, otherwise why it did not. */
+export function claimRejection(row: ClaimCheck | undefined, userId: string): ClaimRejection | null {
+  if (row?.verified === userId) return null;
+  const skewSeconds = Math.round((row?.db_now ?? 0) - Date.now() / 1000);
+  return Math.abs(skewSeconds) >= SKEW_WORTH_NAMING_SECONDS ? { kind: 'clock', skewSeconds } : { kind: 'key' };
+}
+
+/**
+ * Thrown by a statement that presented the claim and found it refused. The service's transaction
+ * turns it into the error the caller sees (and retries once with a key read again).
+ */
+export class ClaimRefusal extends Error {
+  constructor(readonly rejection: ClaimRejection) {
+    super(`the database refused the identity claim (${rejection.kind})`);
+    this.name = 'ClaimRefusal';
+  }
+}
+
+/**
+ * Starts a service transaction with a statement of its own: sets `app.user_id`, `app.user_claim`
+ * and `lock_timeout` for this transaction only, and reads back whether the database accepts the
+ * claim. Push and pull don't use it: they present the claim in their first statement (see
+ * {@link CLAIM_SUBQUERY}), one round trip fewer.
  *
  * The statement binds its parameters (MikroORM would inline them into the SQL text), so the claim
  * never appears in `pg_stat_activity`, which other sessions of the same role can read, nor in
@@ -87,22 +140,7 @@ export type ClaimRejection = { kind: 'key' } | { kind: 'clock'; skewSeconds: num
  *
  * @returns null when the database accepted the claim, otherwise why it did not
  */
-export async function presentClaim(em: EntityManager, userId: string, claim: string, lockTimeoutMs: number): Promise<ClaimRejection | null> {
-  // The OFFSET 0 subquery is evaluated first (the planner neither flattens it nor drops its
-  // volatile columns), so the check sees the settings this very statement makes.
-  const sql = `select public.vault_db_current_user() as verified, extract(epoch from now())::float8 as db_now
-from (select set_config('app.user_id', ?, true), set_config('app.user_claim', ?, true), set_config('lock_timeout', ?, true) offset 0) as settings`;
-  const connection = em.getConnection() as unknown as {
-    getKnex(): { raw(sql: string, bindings: unknown[]): PromiseLike<{ rows: { verified: string | null; db_now: number }[] }> & { transacting(ctx: unknown): void } };
-    executeQuery<R>(query: string, run: () => Promise<R>): Promise<R>;
-  };
-  const result = await connection.executeQuery(sql, async () => {
-    const query = connection.getKnex().raw(sql, [userId, claim, `${lockTimeoutMs}ms`]);
-    query.transacting(em.getTransactionContext());
-    return await query;
-  });
-  const row = result.rows[0];
-  if (row?.verified === userId) return null;
-  const skewSeconds = Math.round((row?.db_now ?? 0) - Date.now() / 1000);
-  return Math.abs(skewSeconds) >= SKEW_WORTH_NAMING_SECONDS ? { kind: 'clock', skewSeconds } : { kind: 'key' };
+export async function presentClaim(em: EntityManager, session: ClaimSession): Promise<ClaimRejection | null> {
+  const { rows } = await runBound<ClaimCheck>(em, `select verified, db_now from ${CLAIM_SUBQUERY} as claimed`, claimBindings(session));
+  return claimRejection(rows[0], session.userId);
 }

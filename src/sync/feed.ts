@@ -14,6 +14,8 @@
  * @module
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { runBound } from './bound-sql.js';
+import { CLAIM_SUBQUERY, ClaimRefusal, claimBindings, claimRejection, type ClaimCheck, type ClaimSession } from './claim.js';
 import type { FeedHead } from './cursor.js';
 import type { RecordState } from './types.js';
 
@@ -35,11 +37,24 @@ export interface LockedVault extends FeedHead {
  * @returns null when the user has no vault
  */
 export async function lockVault(em: EntityManager, userId: string): Promise<LockedVault | null> {
-  const rows = await em.execute<
-    { id: string; last_seq: string; purged_seq: string; version_floor: number; key_version: number; record_count: number; stored_bytes: string }[]
-  >('select id, last_seq, purged_seq, version_floor, key_version, record_count, stored_bytes from vaults where user_id = ? for update', [userId]);
-  const row = rows[0];
-  if (!row) return null;
+  const rows = await em.execute<LockRow[]>(`select ${LOCK_COLUMNS} from vaults where user_id = ? for update`, [userId]);
+  return toLockedVault(rows[0]);
+}
+
+const LOCK_COLUMNS = 'id, last_seq, purged_seq, version_floor, key_version, record_count, stored_bytes';
+
+interface LockRow {
+  id: string;
+  last_seq: string;
+  purged_seq: string;
+  version_floor: number;
+  key_version: number;
+  record_count: number;
+  stored_bytes: string;
+}
+
+function toLockedVault(row: LockRow | undefined | null): LockedVault | null {
+  if (!row?.id) return null;
   return {
     vaultId: row.id,
     lastSeq: Number(row.last_seq),
@@ -51,14 +66,36 @@ export async function lockVault(em: EntityManager, userId: string): Promise<Lock
   };
 }
 
+// The claim row first, then the vault locked through a LATERAL join on the verified user: the
+// vault's scan (and its row-level-security policy) can only run once the settings are made, and
+// the lock waits at most the lock_timeout this same statement set. See CLAIM_SUBQUERY.
+const CLAIM_AND_LOCK_SQL = `select c.verified, c.db_now, v.${LOCK_COLUMNS.split(', ').join(', v.')}
+from ${CLAIM_SUBQUERY} as c
+left join lateral (select ${LOCK_COLUMNS} from vaults where user_id = c.verified for update) as v on true`;
+
+/**
+ * {@link lockVault} as a transaction's first statement: it also presents the claim and sets the
+ * lock wait (see `CLAIM_SUBQUERY` in `claim.ts`), so a push starts with one round trip, not two.
+ * Binds its parameters, so the claim appears in no SQL text.
+ *
+ * @returns null when the user has no vault
+ * @throws ClaimRefusal when the database refused the claim
+ */
+export async function presentClaimAndLockVault(em: EntityManager, session: ClaimSession): Promise<LockedVault | null> {
+  const { rows } = await runBound<ClaimCheck & LockRow>(em, CLAIM_AND_LOCK_SQL, claimBindings(session));
+  const rejection = claimRejection(rows[0], session.userId);
+  if (rejection) throw new ClaimRefusal(rejection);
+  return toLockedVault(rows[0]);
+}
+
 /** One page of the feed, read in a single statement, so it and the head come from one snapshot. */
 export interface FeedPage extends FeedHead {
   changes: (RecordState & { seq: number })[];
   hasMore: boolean;
 }
 
-interface FeedRow {
-  vault_id: string;
+interface FeedRow extends ClaimCheck {
+  vault_id: string | null;
   last_seq: string;
   purged_seq: string;
   record_id: string | null;
@@ -71,15 +108,19 @@ interface FeedRow {
   running_bytes: string;
 }
 
-// Reads the vault head and the page in one statement (one snapshot). The inner query walks
+// Presents the claim, then reads the vault head and the page in the same statement (one snapshot,
+// one round trip). The vault is reached only through the verified user (see CLAIM_SUBQUERY), and
+// its subquery ends in OFFSET 0 so the planner keeps it a parameterized scan on the claim row
+// rather than, say, hashing the vaults (and evaluating their policy) first. The inner query walks
 // idx_records_vault_seq from the cursor; the outer filter keeps the rows that start within the
 // byte budget, which is the page plus the next row, which tells whether more is waiting. The
 // first two rows are always kept: a first row larger than the budget is a page of its own, and
 // the second still has to say that more is waiting.
 const PAGE_SQL = `
-select v.id as vault_id, v.last_seq, v.purged_seq,
+select c.verified, c.db_now, v.id as vault_id, v.last_seq, v.purged_seq,
        p.record_id, p.version, p.deleted, p.ciphertext, p.updated_at, p.seq, p.running_bytes
-from vaults v
+from ${CLAIM_SUBQUERY} as c
+left join lateral (select id, last_seq, purged_seq from vaults where user_id = c.verified offset 0) as v on true
 left join lateral (
   select q.record_id, q.version, q.deleted, q.ciphertext, q.updated_at, q.seq, q.running_bytes from (
     select r.record_id, r.version, r.deleted, r.ciphertext, r.updated_at, r.seq,
@@ -92,19 +133,22 @@ left join lateral (
   ) q
   where q.rn <= 2 or q.running_bytes - octet_length(q.ciphertext) <= ?
 ) p on true
-where v.user_id = ?
 order by p.seq`;
 
 /**
- * Reads the changes after `afterSeq`: at most `limit` of them and at most `maxBytes` of
+ * Presents the claim (a transaction's first statement, see `CLAIM_SUBQUERY` in `claim.ts`) and
+ * reads the changes after `afterSeq`: at most `limit` of them and at most `maxBytes` of
  * ciphertext, but always at least one when any is waiting.
  *
  * @returns null when the user has no vault
+ * @throws ClaimRefusal when the database refused the claim
  */
-export async function readFeedPage(em: EntityManager, userId: string, afterSeq: number, limit: number, maxBytes: number): Promise<FeedPage | null> {
-  const rows = await em.execute<FeedRow[]>(PAGE_SQL, [afterSeq, limit + 1, maxBytes, userId]);
+export async function readFeedPage(em: EntityManager, session: ClaimSession, afterSeq: number, limit: number, maxBytes: number): Promise<FeedPage | null> {
+  const { rows } = await runBound<FeedRow>(em, PAGE_SQL, [...claimBindings(session), afterSeq, limit + 1, maxBytes]);
   const head = rows[0];
-  if (!head) return null;
+  const rejection = claimRejection(head, session.userId);
+  if (rejection) throw new ClaimRefusal(rejection);
+  if (!head?.vault_id) return null;
   const changes: FeedPage['changes'] = [];
   for (const row of rows) {
     if (row.record_id === null) break;

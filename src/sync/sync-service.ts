@@ -3,10 +3,11 @@
  *
  * @module
  */
-import { LockMode, ref, UniqueConstraintViolationException } from '@mikro-orm/core';
+import { LockMode, UniqueConstraintViolationException, type Ref } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Vault } from '../entities/vault.js';
 import { VaultRecord } from '../entities/vault-record.js';
+import { VaultDbDriver } from '../records-driver.js';
 import {
   ConfigurationError,
   LimitExceededError,
@@ -21,7 +22,7 @@ import {
   type RotationMismatch,
 } from '../errors.js';
 import { encodeCursor, parseCursor, resumePosition } from './cursor.js';
-import { lockVault, purgeVaultTombstones, readFeedPage } from './feed.js';
+import { lockVault, presentClaimAndLockVault, purgeVaultTombstones, readFeedPage } from './feed.js';
 import { insertChosenVersions } from './initial-version.js';
 import {
   validateAbort,
@@ -43,7 +44,7 @@ import { resolveSyncOptions } from './options.js';
 import { compareStaged, deleteRotation, dropRotations, lockRotation, openRotation, stageRecords, stagedTotals, swapStaged } from './staged-rotation.js';
 import { classifyFailure } from './transient.js';
 import { VaultGate } from './vault-gate.js';
-import { CLAIM_LIFETIME_SECONDS, presentClaim, signClaim } from './claim.js';
+import { CLAIM_LIFETIME_SECONDS, ClaimRefusal, presentClaim, signClaim, type ClaimSession } from './claim.js';
 import { ClaimKeySource, claimRefused } from './claim-key.js';
 import {
   type BeginKeyRotationInput,
@@ -148,62 +149,71 @@ export class SyncService {
   async push(userId: string, input: PushInput): Promise<PushResult> {
     const owner = validateUserId(userId);
     const { changes, atomic, cursor, keyVersion } = validatePush(input, this.limits);
-    return this.transaction(owner, async (em) => {
-      const head = await lockVault(em, owner);
-      if (!head) throw new VaultNotFoundError(owner);
-      const since = resumePosition(cursor === null ? null : parseCursor(cursor), head, 'push');
-      checkKeyVersion(changes, keyVersion, head.keyVersion);
+    return this.transaction(
+      owner,
+      async (em, session) => {
+        const head = await presentClaimAndLockVault(em, session);
+        if (!head) throw new VaultNotFoundError(owner);
+        const since = resumePosition(cursor === null ? null : parseCursor(cursor), head, 'push');
+        checkKeyVersion(changes, keyVersion, head.keyVersion);
 
-      const current = changes.length === 0 ? [] : await em.find(VaultRecord, { vault: head.vaultId, recordId: { $in: changes.map((c) => c.recordId) } });
-      const byId = new Map(current.map((r) => [r.recordId, r]));
-      const applied: PushResult['applied'] = [];
-      const confirmed: PushResult['applied'] = [];
-      const conflicts: Conflict[] = [];
-      const usage = new VaultUsage(head, this.limits);
-      // Deferred until every change is judged: em.transactional flushes whatever is dirty on
-      // commit, so a rejected push must not have touched a managed entity.
-      const writes: (() => void)[] = [];
-      changes.forEach((change, index) => {
-        const record = byId.get(change.recordId);
-        const verdict = judge(change, record, head.versionFloor);
-        if (verdict.kind === 'conflict') {
-          conflicts.push({ recordId: change.recordId, reason: verdict.reason, server: record ? toRecordState(record) : null });
-          return;
-        }
-        if (verdict.kind === 'already_applied') {
-          applied.push({ recordId: change.recordId, version: verdict.version });
-          confirmed.push({ recordId: change.recordId, version: verdict.version });
-          return;
-        }
-        // Positions go to written rows only, in order, right after the locked head.
-        const position = head.lastSeq + writes.length + 1;
-        applied.push({ recordId: change.recordId, version: verdict.version });
-        usage.add(`changes.${index}`, change.recordId, record && !record.deleted ? record.ciphertext.length : null, change.ciphertext?.length ?? null);
-        writes.push(() => {
-          const ciphertext = change.ciphertext ?? EMPTY;
-          if (record) {
-            record.ciphertext = ciphertext;
-            record.deleted = change.ciphertext === null;
-            record.seq = position;
-          } else {
-            em.persist(new VaultRecord(ref(Vault, head.vaultId), owner, change.recordId, ciphertext, position, verdict.version));
+        const current = changes.length === 0 ? [] : await em.find(VaultRecord, { vault: head.vaultId, recordId: { $in: changes.map((c) => c.recordId) } });
+        const byId = new Map(current.map((r) => [r.recordId, r]));
+        const applied: PushResult['applied'] = [];
+        const confirmed: PushResult['applied'] = [];
+        const conflicts: Conflict[] = [];
+        const usage = new VaultUsage(head, this.limits);
+        // Deferred until every change is judged: em.transactional flushes whatever is dirty on
+        // commit, so a rejected push must not have touched a managed entity.
+        const writes: (() => void)[] = [];
+        // One managed reference for every new record: `ref(Vault, id)` per record would build an
+        // unmanaged Vault each time, for the flush to swap for this very reference.
+        let vaultRef: Ref<Vault> | undefined;
+        changes.forEach((change, index) => {
+          const record = byId.get(change.recordId);
+          const verdict = judge(change, record, head.versionFloor);
+          if (verdict.kind === 'conflict') {
+            conflicts.push({ recordId: change.recordId, reason: verdict.reason, server: record ? toRecordState(record) : null });
+            return;
           }
+          if (verdict.kind === 'already_applied') {
+            applied.push({ recordId: change.recordId, version: verdict.version });
+            confirmed.push({ recordId: change.recordId, version: verdict.version });
+            return;
+          }
+          // Positions go to written rows only, in order, right after the locked head.
+          const position = head.lastSeq + writes.length + 1;
+          applied.push({ recordId: change.recordId, version: verdict.version });
+          usage.add(`changes.${index}`, change.recordId, record && !record.deleted ? record.ciphertext.length : null, change.ciphertext?.length ?? null);
+          writes.push(() => {
+            const ciphertext = change.ciphertext ?? EMPTY;
+            if (record) {
+              record.ciphertext = ciphertext;
+              record.deleted = change.ciphertext === null;
+              record.seq = position;
+            } else {
+              vaultRef ??= em.getReference(Vault, head.vaultId, { wrapped: true });
+              em.persist(new VaultRecord(vaultRef, owner, change.recordId, ciphertext, position, verdict.version));
+            }
+          });
         });
-      });
 
-      if (atomic && conflicts.length > 0) writes.length = 0;
-      // Past this push's own rows only when the device had seen everything before them.
-      const cursorOut = encodeCursor(head.vaultId, since === head.lastSeq ? head.lastSeq + writes.length : since, head.purgedSeq);
-      if (writes.length === 0) {
-        // Nothing to write: no flush. Changes an earlier attempt already applied stay reported.
-        return { applied: atomic && conflicts.length > 0 ? confirmed : applied, conflicts, cursor: cursorOut };
-      }
-      usage.check();
-      for (const write of writes) write();
-      em.getEventManager().registerSubscriber(insertChosenVersions);
-      await em.flush();
-      return { applied, conflicts, cursor: cursorOut };
-    });
+        if (atomic && conflicts.length > 0) writes.length = 0;
+        // Past this push's own rows only when the device had seen everything before them.
+        const cursorOut = encodeCursor(head.vaultId, since === head.lastSeq ? head.lastSeq + writes.length : since, head.purgedSeq);
+        if (writes.length === 0) {
+          // Nothing to write: no flush. Changes an earlier attempt already applied stay reported.
+          em.clear();
+          return { applied: atomic && conflicts.length > 0 ? confirmed : applied, conflicts, cursor: cursorOut };
+        }
+        usage.check();
+        for (const write of writes) write();
+        em.getEventManager().registerSubscriber(insertChosenVersions);
+        await flushOnce(em);
+        return { applied, conflicts, cursor: cursorOut };
+      },
+      true,
+    );
   }
 
   /**
@@ -215,20 +225,24 @@ export class SyncService {
   async pull(userId: string, input: PullInput = {}): Promise<PullResult> {
     const owner = validateUserId(userId);
     const { cursor, limit, maxBytes } = validatePull(input, this.limits);
-    return this.transaction(owner, async (em) => {
-      // The cursor's vault is only known after the read; a foreign cursor wastes one page read.
-      const position = cursor === null ? null : parseCursor(cursor);
-      const page = await readFeedPage(em, owner, position?.seq ?? 0, limit, maxBytes);
-      if (!page) throw new VaultNotFoundError(owner);
-      resumePosition(position, page, 'pull');
-      const last = page.changes.at(-1)?.seq;
-      const next = page.hasMore ? (last as number) : page.lastSeq;
-      return {
-        changes: page.changes.map(({ seq: _seq, ...state }) => state),
-        cursor: encodeCursor(page.vaultId, next, page.purgedSeq),
-        hasMore: page.hasMore,
-      };
-    });
+    return this.transaction(
+      owner,
+      async (em, session) => {
+        // The cursor's vault is only known after the read; a foreign cursor wastes one page read.
+        const position = cursor === null ? null : parseCursor(cursor);
+        const page = await readFeedPage(em, session, position?.seq ?? 0, limit, maxBytes);
+        if (!page) throw new VaultNotFoundError(owner);
+        resumePosition(position, page, 'pull');
+        const last = page.changes.at(-1)?.seq;
+        const next = page.hasMore ? (last as number) : page.lastSeq;
+        return {
+          changes: page.changes.map(({ seq: _seq, ...state }) => state),
+          cursor: encodeCursor(page.vaultId, next, page.purgedSeq),
+          hasMore: page.hasMore,
+        };
+      },
+      true,
+    );
   }
 
   /**
@@ -476,28 +490,32 @@ export class SyncService {
    * pooled connections never carry one user's setting into another's call). Row-level security
    * admits the user's rows only if the database accepts the claim, so a refused claim stops the
    * call here rather than letting it run on an empty view of the vault.
+   *
+   * With `claimInWork`, no statement of its own presents the claim: `work`'s first statement must
+   * (push and pull, one round trip fewer; see `CLAIM_SUBQUERY` in `claim.ts`) and throw
+   * `ClaimRefusal` when refused, which is handled here exactly like a refusal of the own statement.
    */
-  private async transaction<T>(userId: string, work: (em: EntityManager) => Promise<T>): Promise<T> {
+  private async transaction<T>(userId: string, work: (em: EntityManager, session: ClaimSession) => Promise<T>, claimInWork = false): Promise<T> {
     // The gate comes first: a refused call never waits for, or holds, a pooled connection.
     return this.gate.run(userId, async () => {
       try {
         for (let attempt = 1; ; attempt++) {
           const claim = signClaim(await this.claimKey.get(), userId, Math.floor(Date.now() / 1000) + CLAIM_LIFETIME_SECONDS);
-          let refused = false;
+          const session: ClaimSession = { userId, claim, lockTimeoutMs: this.lockTimeoutMs };
           try {
             return await this.em.fork().transactional(async (em) => {
-              const rejection = await presentClaim(em, userId, claim, this.lockTimeoutMs);
-              if (rejection) {
-                refused = true;
-                throw claimRefused(rejection, this.claimKey.origin);
+              if (!claimInWork) {
+                const rejection = await presentClaim(em, session);
+                if (rejection) throw new ClaimRefusal(rejection);
               }
-              return work(em);
+              return work(em, session);
             });
           } catch (error) {
+            if (!(error instanceof ClaimRefusal)) throw error;
             // A key read from the database may have been rotated since: nothing was done yet, so
             // read it again and retry once. A configured key is wrong until someone fixes it.
-            if (refused && attempt === 1 && this.claimKey.refused()) continue;
-            throw error;
+            if (attempt === 1 && this.claimKey.refused()) continue;
+            throw claimRefused(error.rejection, this.claimKey.origin);
           }
         }
       } catch (error) {
@@ -543,6 +561,30 @@ function checkNotExhausted(recordIds: string[]): void {
 function checkKeyVersion(changes: ValidChange[], keyVersion: number | null, current: number): void {
   if (!changes.some((c) => c.ciphertext !== null)) return;
   if (keyVersion === null ? current > 1 : keyVersion !== current) throw new StaleKeyError(keyVersion, current);
+}
+
+/**
+ * The push's one flush of the unit of work, and the last: afterwards the fork is cleared, so
+ * `em.transactional` neither flushes it again on commit (diffing every loaded record a second time
+ * for nothing) nor merges its entities into the parent fork, which is dropped anyway.
+ *
+ * Under the vault row lock no other writer of the service can move a record's version between the
+ * read and this flush, so MikroORM's optimistic-lock SELECT before the batched UPDATE is one round
+ * trip for nothing: the records driver folds the same version check into the UPDATE itself (a
+ * writer outside the service still fails the flush with `OptimisticLockError`, see
+ * `src/records-driver.ts`).
+ */
+async function flushOnce(em: EntityManager): Promise<void> {
+  const driver = em.getDriver();
+  const ctx = em.getTransactionContext();
+  // An ORM built with another driver (an application's override) keeps MikroORM's own check.
+  if (driver instanceof VaultDbDriver) driver.deferLockChecks(ctx);
+  try {
+    await em.flush();
+  } finally {
+    if (driver instanceof VaultDbDriver) driver.endDeferredLockChecks(ctx);
+  }
+  em.clear();
 }
 
 /** The envelope version of the (locked) vault. */

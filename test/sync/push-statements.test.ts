@@ -58,7 +58,7 @@ async function mixedPush(size: number): Promise<{ user: string; changes: Change[
   return { user, changes };
 }
 
-test('a push of 10, 200 or 1000 (the maximum) changes sends the same statements: one transaction, one INSERT, one UPDATE', async () => {
+test('a push of 10, 200 or 1000 (the maximum) changes sends the same six statements: one transaction, settings with the lock, one read, one INSERT, one UPDATE', async () => {
   const perSize = new Map<number, string[]>();
   for (const size of [10, 200, 1000]) {
     const { user, changes } = await mixedPush(size);
@@ -78,12 +78,17 @@ test('a push of 10, 200 or 1000 (the maximum) changes sends the same statements:
     expect(count(statements, 'insert into "records"')).toBe(1);
     expect(count(statements, 'update "records"')).toBe(1);
     // The vault is locked by a read, never written by the service: its counters are the triggers'.
-    expect(statements.filter((s) => /\bfor update\b/.test(s))).toEqual([
-      expect.stringMatching(/^select id, last_seq, purged_seq, version_floor, key_version, record_count, stored_bytes from vaults where user_id = .* for update$/),
-    ]);
+    // The same statement makes the transaction's settings and checks the claim first (issue 10).
+    expect(statements.filter((s) => /\bfor update\b/.test(s))).toEqual([statements[1]]);
+    expect(statements[1]).toMatch(/set_config\('app\.user_id', \?, true\), set_config\('app\.user_claim', \?, true\), set_config\('lock_timeout', \?, true\)/);
+    expect(statements[1]).toMatch(/left join lateral \(select id, last_seq, purged_seq, version_floor, key_version, record_count, stored_bytes from vaults where user_id = c\.verified for update\)/);
+    expect(statements.filter((s) => s.includes('set_config'))).toHaveLength(1);
     expect(statements.filter((s) => /^update "?vaults"?/.test(s))).toEqual([]);
-    // BEGIN, settings, lock, read, INSERT, MikroORM's lock check of the batched UPDATE, UPDATE, COMMIT.
-    expect(statements.length).toBeLessThanOrEqual(8);
+    // The version check rides on the batched UPDATE: no lock-check SELECT of its own.
+    expect(statements.filter((s) => s.includes('select distinct id, version from unnest') || s.startsWith('select "v0"."id" from "records"'))).toEqual([]);
+    expect(statements.find((s) => s.startsWith('update "records"'))).toMatch(/r\."version" = u\.expected/);
+    // BEGIN, settings with the lock, read, INSERT, UPDATE, COMMIT.
+    expect(statements).toHaveLength(6);
 
     // The statements really did all the work (nothing was skipped or deferred).
     const rows = await storedRecords(ctx.db.pool, user);
@@ -111,4 +116,20 @@ test('a push whose every change conflicts writes no record statement at all', as
   expect(count(statements, 'insert into "records"')).toBe(0);
   expect(count(statements, 'update "records"')).toBe(0);
   expect(count(statements, 'delete')).toBe(0);
+  // BEGIN, settings with the lock, read, COMMIT.
+  expect(statements).toHaveLength(4);
+});
+
+test('a pull is three statements: BEGIN, the settings with the page, COMMIT', async () => {
+  const { user, changes } = await mixedPush(30);
+  await sync.push(user, { changes });
+  const statements = await statementsOf(async () => {
+    const page = await sync.pull(user, { cursor: null });
+    expect(page.changes).toHaveLength(40);
+  });
+  expect(statements).toHaveLength(3);
+  expect(statements[0]).toBe('begin');
+  expect(statements[1]).toMatch(/set_config\('app\.user_claim', \?, true\)/);
+  expect(statements[1]).toMatch(/from records r/);
+  expect(statements[2]).toBe('commit');
 });
