@@ -20,8 +20,11 @@ export default defineConfig({
   ...base,
   test: {
     ...base.test,
-    include: quick ? ['test/unit/**/*.test.ts'] : base.test?.include,
+    // test/envelope.test.ts predates test/unit but needs no database either.
+    include: quick ? ['test/unit/**/*.test.ts', 'test/envelope.test.ts'] : base.test?.include,
     globalSetup: quick ? [] : base.test?.globalSetup,
-    setupFiles: ['test/support/register-tsx.ts'],
+    // The unit tests import no migration, so the quick run skips tsx's start-up in every worker.
+    setupFiles: quick ? [] : ['test/support/register-tsx.ts'],
+    isolate: quick ? false : base.test?.isolate,
   },
 });
