@@ -10,6 +10,8 @@
  *
  * Reports go to .data/mutation/ (git-ignored).
  */
+import process from 'node:process';
+
 const quick = process.env.VAULT_DB_MUTATE_QUICK === '1';
 
 /** The files whose logic needs no database, each covered by a test in test/unit. */
