@@ -88,4 +88,14 @@ describe('VaultUsage', () => {
     usage.add('changes.2', 'c', null, 0);
     expect(refusal(usage).violations).toEqual([{ path: 'changes.1', recordId: 'b', rule: 'the vault would hold 5 live records; maxVaultRecords is 3' }]);
   });
+
+  test('over the byte limit, a write that shrinks or keeps the bytes is not the one named: the later growth is', () => {
+    for (const first of [5, 10]) {
+      const usage = new VaultUsage({ recordCount: 1, storedBytes: 500 }, limits);
+      usage.add('changes.0', 'a', 10, first);
+      usage.add('changes.1', 'b', null, 20);
+      const violations = refusal(usage).violations;
+      expect(violations.find((v) => v.rule.includes('maxVaultBytes'))).toMatchObject({ path: 'changes.1', recordId: 'b' });
+    }
+  });
 });
