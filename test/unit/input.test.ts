@@ -79,7 +79,7 @@ describe('validateUserId', () => {
     ['a lone low surrogate', 'a\uDC00', 'must be well-formed Unicode (no lone surrogates)'],
     ['a lone low surrogate at the start', '\uDC00a', 'must be well-formed Unicode (no lone surrogates)'],
   ])('%s is refused', (_label, userId, rule) => {
-    expect(invalid(() => validateUserId(userId))).toEqual([{ path: 'userId', rule }]);
+    expect(invalid(() => validateUserId(userId))).toStrictEqual([{ path: 'userId', rule }]);
   });
 
   test.each([
@@ -97,21 +97,21 @@ describe('validatePush: the input and its top-level fields', () => {
     ['push', 'string'],
     [undefined, 'undefined'],
   ])('%o is refused as a whole', (input, type) => {
-    expect(invalid(() => validatePush(input, limits))).toEqual([{ path: '(input)', rule: `must be an object, not ${type}` }]);
+    expect(invalid(() => validatePush(input, limits))).toStrictEqual([{ path: '(input)', rule: `must be an object, not ${type}` }]);
   });
 
   test('defaults: not atomic, no cursor, no key version', () => {
-    expect(validatePush({ changes: [] }, limits)).toEqual({ changes: [], atomic: false, cursor: null, keyVersion: null });
+    expect(validatePush({ changes: [] }, limits)).toStrictEqual({ changes: [], atomic: false, cursor: null, keyVersion: null });
   });
 
   test('given values are returned', () => {
-    expect(validatePush({ changes: [], atomic: true, cursor: 'abc', keyVersion: MAX_INT4 }, limits)).toEqual({ changes: [], atomic: true, cursor: 'abc', keyVersion: MAX_INT4 });
-    expect(validatePush({ changes: [], atomic: false, cursor: null, keyVersion: null }, limits)).toEqual({ changes: [], atomic: false, cursor: null, keyVersion: null });
+    expect(validatePush({ changes: [], atomic: true, cursor: 'abc', keyVersion: MAX_INT4 }, limits)).toStrictEqual({ changes: [], atomic: true, cursor: 'abc', keyVersion: MAX_INT4 });
+    expect(validatePush({ changes: [], atomic: false, cursor: null, keyVersion: null }, limits)).toStrictEqual({ changes: [], atomic: false, cursor: null, keyVersion: null });
     expect(validatePush({ changes: [], keyVersion: 1 }, limits).keyVersion).toBe(1);
   });
 
   test('every bad field is reported at once, with changes that are not an array', () => {
-    expect(invalid(() => validatePush({ changes: 'x', atomic: 'yes', cursor: 5, keyVersion: 0 }, limits))).toEqual([
+    expect(invalid(() => validatePush({ changes: 'x', atomic: 'yes', cursor: 5, keyVersion: 0 }, limits))).toStrictEqual([
       { path: 'atomic', rule: 'must be a boolean' },
       { path: 'cursor', rule: 'must be a string or null, not number' },
       { path: 'keyVersion', rule: `must be an integer from 1 to ${MAX_INT4}, not 0` },
@@ -126,22 +126,22 @@ describe('validatePush: the input and its top-level fields', () => {
     ['2', 'not string'],
     [Number.NaN, 'not NaN'],
   ])('keyVersion %s is refused', (keyVersion, shown) => {
-    expect(invalid(() => validatePush({ changes: [], keyVersion }, limits))).toEqual([{ path: 'keyVersion', rule: `must be an integer from 1 to ${MAX_INT4}, ${shown}` }]);
+    expect(invalid(() => validatePush({ changes: [], keyVersion }, limits))).toStrictEqual([{ path: 'keyVersion', rule: `must be an integer from 1 to ${MAX_INT4}, ${shown}` }]);
   });
 
   test('changes missing entirely', () => {
-    expect(invalid(() => validatePush({}, limits))).toEqual([{ path: 'changes', rule: 'must be an array, not undefined' }]);
+    expect(invalid(() => validatePush({}, limits))).toStrictEqual([{ path: 'changes', rule: 'must be an array, not undefined' }]);
   });
 
   test('more changes than maxChanges is a limit, and exactly maxChanges passes', () => {
     const change = (i: number) => ({ recordId: `r${i}`, baseVersion: 0, ciphertext: bytes(1) });
-    expect(overLimit(() => validatePush({ changes: [0, 1, 2, 3].map(change) }, limits))).toEqual([{ path: 'changes', rule: 'a push holds at most 3 changes, not 4' }]);
+    expect(overLimit(() => validatePush({ changes: [0, 1, 2, 3].map(change) }, limits))).toStrictEqual([{ path: 'changes', rule: 'a push holds at most 3 changes, not 4' }]);
     expect(validatePush({ changes: [0, 1, 2].map(change) }, limits).changes).toHaveLength(3);
   });
 
   test('a shape error wins over the count limit', () => {
     const changes = Array.from({ length: 4 }, () => null);
-    expect(invalid(() => validatePush({ changes, atomic: 1 }, limits))).toEqual([{ path: 'atomic', rule: 'must be a boolean' }]);
+    expect(invalid(() => validatePush({ changes, atomic: 1 }, limits))).toStrictEqual([{ path: 'atomic', rule: 'must be a boolean' }]);
   });
 });
 
@@ -158,7 +158,7 @@ describe('validatePush: each change', () => {
       },
       limits,
     );
-    expect(valid.changes).toEqual([
+    expect(valid.changes).toStrictEqual([
       { recordId: 'a', baseVersion: 0, ciphertext: Buffer.from([9, 9, 9]) },
       { recordId: 'b', baseVersion: 4, ciphertext: Buffer.from(bytes(8)) },
       { recordId: 'c', baseVersion: MAX_INT4, ciphertext: null },
@@ -166,13 +166,13 @@ describe('validatePush: each change', () => {
     expect(Buffer.isBuffer(valid.changes[0]?.ciphertext)).toBe(true);
     // A copy: the caller may reuse its buffer as soon as the call returns.
     sent.fill(0);
-    expect(valid.changes[0]?.ciphertext).toEqual(Buffer.from([9, 9, 9]));
+    expect(valid.changes[0]?.ciphertext).toStrictEqual(Buffer.from([9, 9, 9]));
   });
 
   test('an entry that is not an object, including the hole of a sparse array', () => {
     // eslint-disable-next-line no-sparse-arrays
     const changes = [null, 5, , ['x']];
-    expect(invalid(() => validatePush({ changes }, { ...limits, maxChanges: 4 }))).toEqual([
+    expect(invalid(() => validatePush({ changes }, { ...limits, maxChanges: 4 }))).toStrictEqual([
       { path: 'changes.0', rule: 'must be an object, not null' },
       { path: 'changes.1', rule: 'must be an object, not number' },
       { path: 'changes.2', rule: 'must be an object, not undefined' },
@@ -189,20 +189,33 @@ describe('validatePush: each change', () => {
     ['a NUL (not named: it would garble the message)', 'a\u0000', { rule: 'must not contain NUL characters' }],
     ['a lone surrogate (named)', 'a\uD800', { rule: 'must be well-formed Unicode (no lone surrogates)', recordId: 'a\uD800' }],
   ])('a record id that is %s', (_label, recordId, expected) => {
-    expect(invalid(() => validatePush({ changes: [{ recordId, baseVersion: 0, ciphertext: bytes(1) }] }, limits))).toEqual([{ path: 'changes.0.recordId', ...expected }]);
+    expect(invalid(() => validatePush({ changes: [{ recordId, baseVersion: 0, ciphertext: bytes(1) }] }, limits))).toStrictEqual([{ path: 'changes.0.recordId', ...expected }]);
+  });
+
+  test('a record id of exactly the maximum length that breaks a text rule is still named', () => {
+    expect(invalid(() => validatePush({ changes: [{ recordId: 'abcd\uD800', baseVersion: 0, ciphertext: bytes(1) }] }, limits))).toStrictEqual([
+      { path: 'changes.0.recordId', rule: 'must be well-formed Unicode (no lone surrogates)', recordId: 'abcd\uD800' },
+    ]);
+  });
+
+  test('two invalid record ids are not duplicates of each other', () => {
+    expect(invalid(() => validatePush({ changes: [{ recordId: 1, baseVersion: 0, ciphertext: bytes(1) }, { recordId: 2, baseVersion: 0, ciphertext: bytes(1) }] }, limits))).toStrictEqual([
+      { path: 'changes.0.recordId', rule: 'recordId must be a string, not number' },
+      { path: 'changes.1.recordId', rule: 'recordId must be a string, not number' },
+    ]);
   });
 
   test('record ids are measured in characters, not UTF-16 units: 5 emoji fit a limit of 5', () => {
     const recordId = '\u{1F600}'.repeat(5);
     expect(validatePush({ changes: [{ recordId, baseVersion: 0, ciphertext: bytes(1) }] }, limits).changes[0]?.recordId).toBe(recordId);
-    expect(invalid(() => validatePush({ changes: [{ recordId: recordId + 'x', baseVersion: 0, ciphertext: bytes(1) }] }, limits))).toEqual([
+    expect(invalid(() => validatePush({ changes: [{ recordId: recordId + 'x', baseVersion: 0, ciphertext: bytes(1) }] }, limits))).toStrictEqual([
       { path: 'changes.0.recordId', rule: 'recordId must be 1 to 5 characters' },
     ]);
   });
 
   test('a duplicate record id is named at each repeat', () => {
     const c = { baseVersion: 0, ciphertext: bytes(1) };
-    expect(invalid(() => validatePush({ changes: [{ recordId: 'a', ...c }, { recordId: 'b', ...c }, { recordId: 'a', ...c }, { recordId: 'a', ...c }] }, { ...limits, maxChanges: 10 }))).toEqual([
+    expect(invalid(() => validatePush({ changes: [{ recordId: 'a', ...c }, { recordId: 'b', ...c }, { recordId: 'a', ...c }, { recordId: 'a', ...c }] }, { ...limits, maxChanges: 10 }))).toStrictEqual([
       { path: 'changes.2.recordId', rule: 'appears more than once in this push', recordId: 'a' },
       { path: 'changes.3.recordId', rule: 'appears more than once in this push', recordId: 'a' },
     ]);
@@ -215,14 +228,14 @@ describe('validatePush: each change', () => {
     ['1', 'not string'],
     [null, 'not null'],
   ])('baseVersion %s is refused, naming the record', (baseVersion, shown) => {
-    expect(invalid(() => validatePush({ changes: [{ recordId: 'r', baseVersion, ciphertext: bytes(1) }] }, limits))).toEqual([
+    expect(invalid(() => validatePush({ changes: [{ recordId: 'r', baseVersion, ciphertext: bytes(1) }] }, limits))).toStrictEqual([
       { path: 'changes.0.baseVersion', rule: `must be an integer from 0 to ${MAX_INT4}, ${shown}`, recordId: 'r' },
     ]);
   });
 
   test('baseVersion at both ends of its range is accepted', () => {
     const valid = validatePush({ changes: [{ recordId: 'a', baseVersion: 0, ciphertext: bytes(1) }, { recordId: 'b', baseVersion: MAX_INT4, ciphertext: bytes(1) }] }, limits);
-    expect(valid.changes.map((c) => c.baseVersion)).toEqual([0, MAX_INT4]);
+    expect(valid.changes.map((c) => c.baseVersion)).toStrictEqual([0, MAX_INT4]);
   });
 
   test('ciphertext rules, each naming the record', () => {
@@ -239,7 +252,7 @@ describe('validatePush: each change', () => {
           limits,
         ),
       ),
-    ).toEqual([
+    ).toStrictEqual([
       { path: 'changes.0.ciphertext', rule: 'ciphertext must be a Uint8Array, not string', recordId: 'a' },
       { path: 'changes.1.ciphertext', rule: 'ciphertext must not be empty (send deleted: true to delete)', recordId: 'b' },
       { path: 'changes.2.ciphertext', rule: 'a delete carries no ciphertext', recordId: 'c' },
@@ -247,19 +260,19 @@ describe('validatePush: each change', () => {
   });
 
   test.each([['yes'], [1], [null], [0]])('deleted: %o is refused', (deleted) => {
-    expect(invalid(() => validatePush({ changes: [{ recordId: 'a', baseVersion: 1, deleted, ciphertext: bytes(1) }] }, limits))).toEqual([
+    expect(invalid(() => validatePush({ changes: [{ recordId: 'a', baseVersion: 1, deleted, ciphertext: bytes(1) }] }, limits))).toStrictEqual([
       { path: 'changes.0.deleted', rule: 'must be true, false or absent', recordId: 'a' },
     ]);
   });
 
   test('an explicit deleted: false still needs a ciphertext', () => {
-    expect(invalid(() => validatePush({ changes: [{ recordId: 'a', baseVersion: 1, deleted: false }] }, limits))).toEqual([
+    expect(invalid(() => validatePush({ changes: [{ recordId: 'a', baseVersion: 1, deleted: false }] }, limits))).toStrictEqual([
       { path: 'changes.0.ciphertext', rule: 'ciphertext must be a Uint8Array, not undefined', recordId: 'a' },
     ]);
   });
 
   test('a ciphertext over maxRecordBytes is a limit; exactly maxRecordBytes passes', () => {
-    expect(overLimit(() => validatePush({ changes: [{ recordId: 'a', baseVersion: 0, ciphertext: bytes(9) }] }, limits))).toEqual([
+    expect(overLimit(() => validatePush({ changes: [{ recordId: 'a', baseVersion: 0, ciphertext: bytes(9) }] }, limits))).toStrictEqual([
       { path: 'changes.0.ciphertext', rule: 'ciphertext is 9 bytes; the limit is 8', recordId: 'a' },
     ]);
     expect(validatePush({ changes: [{ recordId: 'a', baseVersion: 0, ciphertext: bytes(8) }] }, limits).changes).toHaveLength(1);
@@ -267,15 +280,15 @@ describe('validatePush: each change', () => {
 
   test('a push over maxPushBytes in total is a limit; exactly maxPushBytes passes', () => {
     const push = (sizes: number[]) => ({ changes: sizes.map((n, i) => ({ recordId: `r${i}`, baseVersion: 0, ciphertext: bytes(n) })) });
-    expect(overLimit(() => validatePush(push([8, 5]), limits))).toEqual([{ path: 'changes', rule: 'a push carries at most 12 bytes of ciphertext, not 13; split it' }]);
+    expect(overLimit(() => validatePush(push([8, 5]), limits))).toStrictEqual([{ path: 'changes', rule: 'a push carries at most 12 bytes of ciphertext, not 13; split it' }]);
     expect(validatePush(push([8, 4]), limits).changes).toHaveLength(2);
   });
 
   test('a shape error wins over a size limit, and both limits are reported together', () => {
-    expect(invalid(() => validatePush({ changes: [{ recordId: 'a', baseVersion: 0, ciphertext: bytes(9) }, { recordId: 'b', baseVersion: -1, ciphertext: bytes(1) }] }, limits))).toEqual([
+    expect(invalid(() => validatePush({ changes: [{ recordId: 'a', baseVersion: 0, ciphertext: bytes(9) }, { recordId: 'b', baseVersion: -1, ciphertext: bytes(1) }] }, limits))).toStrictEqual([
       { path: 'changes.1.baseVersion', rule: `must be an integer from 0 to ${MAX_INT4}, not -1`, recordId: 'b' },
     ]);
-    expect(overLimit(() => validatePush({ changes: [{ recordId: 'a', baseVersion: 0, ciphertext: bytes(9) }, { recordId: 'b', baseVersion: 0, ciphertext: bytes(8) }, { recordId: 'c', baseVersion: 0, ciphertext: bytes(8) }] }, limits))).toEqual([
+    expect(overLimit(() => validatePush({ changes: [{ recordId: 'a', baseVersion: 0, ciphertext: bytes(9) }, { recordId: 'b', baseVersion: 0, ciphertext: bytes(8) }, { recordId: 'c', baseVersion: 0, ciphertext: bytes(8) }] }, limits))).toStrictEqual([
       { path: 'changes.0.ciphertext', rule: 'ciphertext is 9 bytes; the limit is 8', recordId: 'a' },
       { path: 'changes', rule: 'a push carries at most 12 bytes of ciphertext, not 16; split it' },
     ]);
@@ -284,39 +297,39 @@ describe('validatePush: each change', () => {
 
 describe('validatePull', () => {
   test.each([[undefined], [null], [{}]])('%o gives the default page', (input) => {
-    expect(validatePull(input, limits)).toEqual({ cursor: null, limit: 20, maxBytes: 1000 });
+    expect(validatePull(input, limits)).toStrictEqual({ cursor: null, limit: 20, maxBytes: 1000 });
   });
 
   test('given values are returned, up to and including the maxima', () => {
-    expect(validatePull({ cursor: 'c', limit: 50, maxBytes: 5000 }, limits)).toEqual({ cursor: 'c', limit: 50, maxBytes: 5000 });
-    expect(validatePull({ limit: 1, maxBytes: 1 }, limits)).toEqual({ cursor: null, limit: 1, maxBytes: 1 });
+    expect(validatePull({ cursor: 'c', limit: 50, maxBytes: 5000 }, limits)).toStrictEqual({ cursor: 'c', limit: 50, maxBytes: 5000 });
+    expect(validatePull({ limit: 1, maxBytes: 1 }, limits)).toStrictEqual({ cursor: null, limit: 1, maxBytes: 1 });
   });
 
   test('a non-object is refused as a whole', () => {
-    expect(invalid(() => validatePull('x', limits))).toEqual([{ path: '(input)', rule: 'must be an object, not string' }]);
+    expect(invalid(() => validatePull('x', limits))).toStrictEqual([{ path: '(input)', rule: 'must be an object, not string' }]);
   });
 
   test('every bad field is reported at once', () => {
-    expect(invalid(() => validatePull({ cursor: 1, limit: 0, maxBytes: '5' }, limits))).toEqual([
+    expect(invalid(() => validatePull({ cursor: 1, limit: 0, maxBytes: '5' }, limits))).toStrictEqual([
       { path: 'cursor', rule: 'must be a string or null, not number' },
       { path: 'limit', rule: 'must be a positive integer, not 0' },
       { path: 'maxBytes', rule: 'must be a positive integer, not string' },
     ]);
-    expect(invalid(() => validatePull({ limit: 1.5, maxBytes: -3 }, limits))).toEqual([
+    expect(invalid(() => validatePull({ limit: 1.5, maxBytes: -3 }, limits))).toStrictEqual([
       { path: 'limit', rule: 'must be a positive integer, not 1.5' },
       { path: 'maxBytes', rule: 'must be a positive integer, not -3' },
     ]);
   });
 
   test('over a maximum is a limit, naming each', () => {
-    expect(overLimit(() => validatePull({ limit: 51, maxBytes: 5001 }, limits))).toEqual([
+    expect(overLimit(() => validatePull({ limit: 51, maxBytes: 5001 }, limits))).toStrictEqual([
       { path: 'limit', rule: 'must be at most 50, not 51' },
       { path: 'maxBytes', rule: 'must be at most 5000, not 5001' },
     ]);
   });
 
   test('a shape error wins over a limit', () => {
-    expect(invalid(() => validatePull({ limit: 51, maxBytes: 0 }, limits))).toEqual([{ path: 'maxBytes', rule: 'must be a positive integer, not 0' }]);
+    expect(invalid(() => validatePull({ limit: 51, maxBytes: 0 }, limits))).toStrictEqual([{ path: 'maxBytes', rule: 'must be a positive integer, not 0' }]);
   });
 });
 
@@ -326,18 +339,18 @@ describe('validateEnable', () => {
     [undefined, 'undefined'],
     [7, 'number'],
   ])('%o is a ValidationError, not a TypeError', (input, type) => {
-    expect(invalid(() => validateEnable(input))).toEqual([{ path: '(input)', rule: `must be an object, not ${type}` }]);
+    expect(invalid(() => validateEnable(input))).toStrictEqual([{ path: '(input)', rule: `must be an object, not ${type}` }]);
   });
 
   test('the envelope is returned, with no fingerprint as null', () => {
-    expect(validateEnable(envelope())).toEqual({ ...envelope(), deviceFingerprint: null });
-    expect(validateEnable({ ...envelope(), deviceFingerprint: null })).toEqual({ ...envelope(), deviceFingerprint: null });
+    expect(validateEnable(envelope())).toStrictEqual({ ...envelope(), deviceFingerprint: null });
+    expect(validateEnable({ ...envelope(), deviceFingerprint: null })).toStrictEqual({ ...envelope(), deviceFingerprint: null });
   });
 
   test('a fingerprint of 255 characters is kept; 256 are refused', () => {
     expect(validateEnable({ ...envelope(), deviceFingerprint: 'f'.repeat(255) }).deviceFingerprint).toBe('f'.repeat(255));
     expect(validateEnable({ ...envelope(), deviceFingerprint: '' }).deviceFingerprint).toBe('');
-    expect(invalid(() => validateEnable({ ...envelope(), deviceFingerprint: 'f'.repeat(256) }))).toEqual([{ path: 'deviceFingerprint', rule: 'must be at most 255 characters' }]);
+    expect(invalid(() => validateEnable({ ...envelope(), deviceFingerprint: 'f'.repeat(256) }))).toStrictEqual([{ path: 'deviceFingerprint', rule: 'must be at most 255 characters' }]);
   });
 
   test.each([
@@ -345,7 +358,7 @@ describe('validateEnable', () => {
     ['a\u0000', 'must not contain NUL characters'],
     ['\uDC00', 'must be well-formed Unicode (no lone surrogates)'],
   ])('fingerprint %o is refused', (deviceFingerprint, rule) => {
-    expect(invalid(() => validateEnable({ ...envelope(), deviceFingerprint }))).toEqual([{ path: 'deviceFingerprint', rule }]);
+    expect(invalid(() => validateEnable({ ...envelope(), deviceFingerprint }))).toStrictEqual([{ path: 'deviceFingerprint', rule }]);
   });
 
   test('a bad envelope is refused with its own paths', () => {
@@ -360,19 +373,19 @@ describe('validateRewrap and validateBeginRotation', () => {
     ['x', 'string'],
   ])('%o is a ValidationError, not a TypeError', (input, type) => {
     const expected = [{ path: '(input)', rule: `must be an object, not ${type}` }];
-    expect(invalid(() => validateRewrap(input))).toEqual(expected);
-    expect(invalid(() => validateBeginRotation(input))).toEqual(expected);
+    expect(invalid(() => validateRewrap(input))).toStrictEqual(expected);
+    expect(invalid(() => validateBeginRotation(input))).toStrictEqual(expected);
   });
 
   test('the envelope and expectedVersion are returned', () => {
-    expect(validateRewrap({ ...envelope(), expectedVersion: 3 })).toEqual({ ...envelope(), expectedVersion: 3 });
-    expect(validateBeginRotation({ expectedVersion: 0 })).toEqual({ expectedVersion: 0 });
+    expect(validateRewrap({ ...envelope(), expectedVersion: 3 })).toStrictEqual({ ...envelope(), expectedVersion: 3 });
+    expect(validateBeginRotation({ expectedVersion: 0 })).toStrictEqual({ expectedVersion: 0 });
   });
 
   test.each([[-1, 'not -1'], [undefined, 'not undefined'], [MAX_INT4 + 1, `not ${MAX_INT4 + 1}`]])('expectedVersion %s is refused', (expectedVersion, shown) => {
     const expected = [{ path: 'expectedVersion', rule: `must be an integer from 0 to ${MAX_INT4}, ${shown}` }];
-    expect(invalid(() => validateRewrap({ ...envelope(), expectedVersion }))).toEqual(expected);
-    expect(invalid(() => validateBeginRotation({ expectedVersion }))).toEqual(expected);
+    expect(invalid(() => validateRewrap({ ...envelope(), expectedVersion }))).toStrictEqual(expected);
+    expect(invalid(() => validateBeginRotation({ expectedVersion }))).toStrictEqual(expected);
   });
 });
 
@@ -380,25 +393,25 @@ describe('validateRotate', () => {
   const rotate = (records: unknown) => ({ ...envelope(), expectedVersion: 1, records });
 
   test('null is a ValidationError, not a TypeError', () => {
-    expect(invalid(() => validateRotate(null, limits))).toEqual([{ path: '(input)', rule: 'must be an object, not null' }]);
+    expect(invalid(() => validateRotate(null, limits))).toStrictEqual([{ path: '(input)', rule: 'must be an object, not null' }]);
   });
 
   test('records are returned, bytes copied', () => {
-    expect(validateRotate(rotate([{ recordId: 'a', baseVersion: 2, ciphertext: bytes(4) }]), limits)).toEqual({
+    expect(validateRotate(rotate([{ recordId: 'a', baseVersion: 2, ciphertext: bytes(4) }]), limits)).toStrictEqual({
       ...envelope(),
       expectedVersion: 1,
       records: [{ recordId: 'a', baseVersion: 2, ciphertext: Buffer.from(bytes(4)) }],
     });
-    expect(validateRotate(rotate([]), limits).records).toEqual([]);
+    expect(validateRotate(rotate([]), limits).records).toStrictEqual([]);
   });
 
   test('records that are not an array', () => {
-    expect(invalid(() => validateRotate(rotate(undefined), limits))).toEqual([{ path: 'records', rule: 'must be an array, not undefined' }]);
+    expect(invalid(() => validateRotate(rotate(undefined), limits))).toStrictEqual([{ path: 'records', rule: 'must be an array, not undefined' }]);
   });
 
   test('more records than maxRotationRecords is a limit; exactly maxRotationRecords passes', () => {
     const records = (n: number) => Array.from({ length: n }, (_, i) => ({ recordId: `r${i}`, baseVersion: 1, ciphertext: bytes(1) }));
-    expect(overLimit(() => validateRotate(rotate(records(3)), limits))).toEqual([
+    expect(overLimit(() => validateRotate(rotate(records(3)), limits))).toStrictEqual([
       { path: 'records', rule: 'a rotateKey call carries at most 2 records, not 3; stage a larger rotation in chunks' },
     ]);
     expect(validateRotate(rotate(records(2)), limits).records).toHaveLength(2);
@@ -415,7 +428,7 @@ describe('validateRotate', () => {
           limits,
         ),
       ),
-    ).toEqual([
+    ).toStrictEqual([
       { path: 'records.0.ciphertext', rule: 'ciphertext must be a Uint8Array, not undefined', recordId: 'a' },
       { path: 'records.1.recordId', rule: 'appears more than once in this call', recordId: 'a' },
       { path: 'records.1.baseVersion', rule: `must be an integer from 0 to ${MAX_INT4}, not -1`, recordId: 'a' },
@@ -424,14 +437,14 @@ describe('validateRotate', () => {
 
   test('over maxRotationBytes in total is a limit; exactly maxRotationBytes passes', () => {
     const records = (sizes: number[]) => sizes.map((n, i) => ({ recordId: `r${i}`, baseVersion: 1, ciphertext: bytes(n) }));
-    expect(overLimit(() => validateRotate(rotate(records([8, 5])), limits))).toEqual([
+    expect(overLimit(() => validateRotate(rotate(records([8, 5])), limits))).toStrictEqual([
       { path: 'records', rule: 'a rotateKey call carries at most 12 bytes of ciphertext, not 13; split it' },
     ]);
     expect(validateRotate(rotate(records([8, 4])), limits).records).toHaveLength(2);
   });
 
   test('the envelope is checked before the records', () => {
-    expect(invalid(() => validateRotate({ ...rotate(undefined), expectedVersion: 'x' }, limits))).toEqual([
+    expect(invalid(() => validateRotate({ ...rotate(undefined), expectedVersion: 'x' }, limits))).toStrictEqual([
       { path: 'expectedVersion', rule: `must be an integer from 0 to ${MAX_INT4}, not string` },
     ]);
   });
@@ -441,7 +454,7 @@ describe('validateStage', () => {
   const stage = (fields: Record<string, unknown>) => ({ rotationId: ROTATION_ID, records: [], ...fields });
 
   test('null is a ValidationError', () => {
-    expect(invalid(() => validateStage(null, limits))).toEqual([{ path: '(input)', rule: 'must be an object, not null' }]);
+    expect(invalid(() => validateStage(null, limits))).toStrictEqual([{ path: '(input)', rule: 'must be an object, not null' }]);
   });
 
   test.each([
@@ -450,40 +463,40 @@ describe('validateStage', () => {
     [5, 'number'],
     [undefined, 'undefined'],
   ])('rotationId %o is refused, without echoing it', (rotationId, shown) => {
-    expect(invalid(() => validateStage(stage({ rotationId }), limits))).toEqual([
+    expect(invalid(() => validateStage(stage({ rotationId }), limits))).toStrictEqual([
       { path: 'rotationId', rule: `must be the rotationId beginKeyRotation returned (a lower-case UUID), not ${shown}` },
     ]);
   });
 
   test('records and removals are returned; remove defaults to none and repeats collapse', () => {
-    expect(validateStage(stage({ records: [{ recordId: 'a', baseVersion: 1, ciphertext: bytes(2) }] }), limits)).toEqual({
+    expect(validateStage(stage({ records: [{ recordId: 'a', baseVersion: 1, ciphertext: bytes(2) }] }), limits)).toStrictEqual({
       rotationId: ROTATION_ID,
       records: [{ recordId: 'a', baseVersion: 1, ciphertext: Buffer.from(bytes(2)) }],
       remove: [],
     });
-    expect(validateStage(stage({ remove: ['x', 'x'] }), limits).remove).toEqual(['x']);
+    expect(validateStage(stage({ remove: ['x', 'x'] }), limits).remove).toStrictEqual(['x']);
   });
 
   test('remove that is not an array', () => {
-    expect(invalid(() => validateStage(stage({ remove: 'x' }), limits))).toEqual([{ path: 'remove', rule: 'must be an array of record ids, not string' }]);
+    expect(invalid(() => validateStage(stage({ remove: 'x' }), limits))).toStrictEqual([{ path: 'remove', rule: 'must be an array of record ids, not string' }]);
   });
 
   test('more removals than maxRotationRecords is a limit; exactly that many pass', () => {
-    expect(overLimit(() => validateStage(stage({ remove: ['a', 'b', 'c'] }), limits))).toEqual([
+    expect(overLimit(() => validateStage(stage({ remove: ['a', 'b', 'c'] }), limits))).toStrictEqual([
       { path: 'remove', rule: 'a stageKeyRotation call removes at most 2 records, not 3' },
     ]);
-    expect(validateStage(stage({ remove: ['a', 'b'] }), limits).remove).toEqual(['a', 'b']);
+    expect(validateStage(stage({ remove: ['a', 'b'] }), limits).remove).toStrictEqual(['a', 'b']);
   });
 
   test('more records than maxRotationRecords is a limit named for this call', () => {
     const records = Array.from({ length: 3 }, (_, i) => ({ recordId: `r${i}`, baseVersion: 1, ciphertext: bytes(1) }));
-    expect(overLimit(() => validateStage(stage({ records }), limits))).toEqual([
+    expect(overLimit(() => validateStage(stage({ records }), limits))).toStrictEqual([
       { path: 'records', rule: 'a stageKeyRotation call carries at most 2 records, not 3; stage a larger rotation in chunks' },
     ]);
   });
 
   test('a removal that is malformed, or also staged, is named', () => {
-    expect(invalid(() => validateStage(stage({ records: [{ recordId: 'a', baseVersion: 1, ciphertext: bytes(1) }], remove: ['a', 7] }), limits))).toEqual([
+    expect(invalid(() => validateStage(stage({ records: [{ recordId: 'a', baseVersion: 1, ciphertext: bytes(1) }], remove: ['a', 7] }), limits))).toStrictEqual([
       { path: 'remove.0', rule: 'is also staged in this call', recordId: 'a' },
       { path: 'remove.1', rule: 'recordId must be a string, not number' },
     ]);
@@ -492,28 +505,28 @@ describe('validateStage', () => {
 
 describe('validateCommit and validateAbort', () => {
   test('null is a ValidationError', () => {
-    expect(invalid(() => validateCommit(null))).toEqual([{ path: '(input)', rule: 'must be an object, not null' }]);
-    expect(invalid(() => validateAbort(null))).toEqual([{ path: '(input)', rule: 'must be an object, not null' }]);
+    expect(invalid(() => validateCommit(null))).toStrictEqual([{ path: '(input)', rule: 'must be an object, not null' }]);
+    expect(invalid(() => validateAbort(null))).toStrictEqual([{ path: '(input)', rule: 'must be an object, not null' }]);
   });
 
   test('the rotation id and envelope are returned', () => {
-    expect(validateCommit({ ...envelope(), expectedVersion: 2, rotationId: ROTATION_ID })).toEqual({ ...envelope(), expectedVersion: 2, rotationId: ROTATION_ID });
-    expect(validateAbort({ rotationId: ROTATION_ID })).toEqual({ rotationId: ROTATION_ID });
+    expect(validateCommit({ ...envelope(), expectedVersion: 2, rotationId: ROTATION_ID })).toStrictEqual({ ...envelope(), expectedVersion: 2, rotationId: ROTATION_ID });
+    expect(validateAbort({ rotationId: ROTATION_ID })).toStrictEqual({ rotationId: ROTATION_ID });
   });
 
   test('a bad rotation id is refused first', () => {
     const rule = 'must be the rotationId beginKeyRotation returned (a lower-case UUID), not that string';
-    expect(invalid(() => validateCommit({ rotationId: `${ROTATION_ID}x` }))).toEqual([{ path: 'rotationId', rule }]);
-    expect(invalid(() => validateAbort({ rotationId: ` ${ROTATION_ID}` }))).toEqual([{ path: 'rotationId', rule }]);
+    expect(invalid(() => validateCommit({ rotationId: `${ROTATION_ID}x` }))).toStrictEqual([{ path: 'rotationId', rule }]);
+    expect(invalid(() => validateAbort({ rotationId: ` ${ROTATION_ID}` }))).toStrictEqual([{ path: 'rotationId', rule }]);
   });
 });
 
 describe('validatePurge', () => {
   test('a date is returned, with no user as null', () => {
     const olderThan = new Date('2026-01-01T00:00:00Z');
-    expect(validatePurge({ olderThan })).toEqual({ olderThan, userId: null });
-    expect(validatePurge({ olderThan, userId: null })).toEqual({ olderThan, userId: null });
-    expect(validatePurge({ olderThan, userId: 'u1' })).toEqual({ olderThan, userId: 'u1' });
+    expect(validatePurge({ olderThan })).toStrictEqual({ olderThan, userId: null });
+    expect(validatePurge({ olderThan, userId: null })).toStrictEqual({ olderThan, userId: null });
+    expect(validatePurge({ olderThan, userId: 'u1' })).toStrictEqual({ olderThan, userId: 'u1' });
   });
 
   test('the first and last dates PostgreSQL and the rule allow are accepted', () => {
@@ -525,10 +538,10 @@ describe('validatePurge', () => {
     ['year 0', new Date('0000-12-31T23:59:59.999Z'), 'must be a date from year 1 to 9999'],
     ['year 10000', new Date('+010000-01-01T00:00:00.000Z'), 'must be a date from year 1 to 9999'],
   ])('olderThan as %s is refused', (_label, olderThan, rule) => {
-    expect(invalid(() => validatePurge({ olderThan }))).toEqual([{ path: 'olderThan', rule }]);
+    expect(invalid(() => validatePurge({ olderThan }))).toStrictEqual([{ path: 'olderThan', rule }]);
   });
 
   test('a bad user id is refused', () => {
-    expect(invalid(() => validatePurge({ olderThan: new Date(), userId: '' }))).toEqual([{ path: 'userId', rule: 'must be 1 to 255 characters' }]);
+    expect(invalid(() => validatePurge({ olderThan: new Date(), userId: '' }))).toStrictEqual([{ path: 'userId', rule: 'must be 1 to 255 characters' }]);
   });
 });
