@@ -161,3 +161,28 @@ describe('what the sanitized cause keeps of a server message', () => {
     expect(causeOf(error as Error)).toEqual({ message: 'SQLSTATE/code CERT_HAS_EXPIRED', name: 'DatabaseFailure', code: 'CERT_HAS_EXPIRED' });
   });
 });
+
+describe('edge shapes found by the quick mutation run', () => {
+  test("the package's own error passes through even when its cause is a driver error", () => {
+    const own = new DatabaseError('x', driverError('40001'));
+    expect(classifyFailure(own)).toBe(own);
+  });
+
+  test('null and a numeric SQLSTATE-like code are rethrown unchanged', () => {
+    expect(classifyFailure(null)).toBeNull();
+    const numeric = Object.assign(new Error('x'), { code: 40001 });
+    expect(classifyFailure(numeric)).toBe(numeric);
+  });
+
+  test('a driver error without a message is still sanitized', () => {
+    const error = classifyFailure({ code: '23505', routine: 'x' });
+    expect(error).toBeInstanceOf(DatabaseError);
+    expect(causeOf(error as Error).message).toBe('SQLSTATE/code 23505');
+  });
+
+  test("the server's message is the part after the last ' - ', even when the statement holds one", () => {
+    const error = classifyFailure(driverError('22012', 'select 1 - 1 - division by zero', { routine: 'int4div' }));
+    expect(causeOf(error as Error).message).toBe('SQLSTATE/code 22012, division by zero');
+  });
+});
+
