@@ -9,8 +9,11 @@
  *   the owner's pool before and after, shows the database unchanged;
  * - when the input is valid, the call succeeds (and what it stored reads back exactly).
  *
- * Replay a failure with the seed fast-check prints: `FC_SEED=<seed> npx vitest run test/security/fuzz.test.ts`.
- * `FUZZ_RUNS` scales the number of runs per property (default 1 = the CI size).
+ * The seed is fixed ({@link DEFAULT_SEED}) and printed, so every run (and every mutant of a
+ * mutation run) meets the same inputs: a mutant is killed or not, never by chance. Fuzz with
+ * another seed, or replay the one a failure prints: `FC_SEED=<seed> npx vitest run test/security/fuzz.test.ts`.
+ * `FC_RUNS` (alias `FUZZ_RUNS`) multiplies the number of runs per property (default 1 = the CI
+ * size), for a longer nightly fuzz: `FC_RUNS=20 FC_SEED=$RANDOM npx vitest run test/security/fuzz.test.ts`.
  */
 import { randomBytes } from 'node:crypto';
 import { MikroORM } from '@mikro-orm/postgresql';
@@ -26,12 +29,24 @@ import { ormLoginFor } from '../support/app-role.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { argon2id, envelope, pbkdf2 } from '../support/fixtures.js';
 
-const SCALE = Number(process.env.FUZZ_RUNS ?? 1) || 1;
-const runs = <T>(n: number): fc.Parameters<T> => ({
-  numRuns: Math.max(1, Math.round(n * SCALE)),
-  ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}),
-});
-/** Per-property time limit: vitest's 60 s, scaled with FUZZ_RUNS. */
+/** The seed CI fuzzes with; `FC_SEED` overrides it. */
+const DEFAULT_SEED = 20_261_130;
+
+/** An integer from the environment variable `name`, or `fallback` when it is unset; anything else stops the run. */
+function intFromEnv(name: string, fallback: number, min: number): number {
+  const text = process.env[name]?.trim();
+  if (!text) return fallback;
+  const value = Number(text);
+  // A typo must not silently fuzz with a default the caller did not ask for.
+  if (!Number.isSafeInteger(value) || value < min) throw new Error(`${name} must be an integer of at least ${min}, not "${text}"`);
+  return value;
+}
+
+const SEED = intFromEnv('FC_SEED', DEFAULT_SEED, -(2 ** 31));
+const SCALE = intFromEnv('FC_RUNS', intFromEnv('FUZZ_RUNS', 1, 1), 1);
+console.log(`fuzz: seed ${SEED}${SEED === DEFAULT_SEED ? ' (the fixed CI seed; FC_SEED=<n> for another)' : ' (from FC_SEED)'}, runs x${SCALE} (FC_RUNS=<n> for more)`);
+const runs = <T>(n: number): fc.Parameters<T> => ({ numRuns: Math.max(1, Math.round(n * SCALE)), seed: SEED });
+/** Per-property time limit: vitest's 60 s, scaled with FC_RUNS. */
 const TIMEOUT = 60_000 * Math.max(1, SCALE);
 const MAX_INT4 = 2_147_483_647;
 const L = DEFAULT_LIMITS;

@@ -1,0 +1,38 @@
+/**
+ * `npm run mutate [-- --quick] [file or glob ...] [-- other Stryker flags]`: runs StrykerJS with
+ * stryker.config.mjs.
+ *
+ * - `--quick`: the pure-logic files against test/unit only (no database); what CI runs.
+ * - file or glob arguments: mutate only those (passed as Stryker's `--mutate`), e.g.
+ *   `npm run mutate -- src/sync/transient.ts 'src/sync/c*.ts'`.
+ * - anything else starting with `--` goes to Stryker unchanged (e.g. `--concurrency 1`).
+ */
+import { spawnSync } from 'node:child_process';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const files: string[] = [];
+const passThrough: string[] = [];
+for (let i = 0; i < args.length; i++) {
+  const arg = args[i] as string;
+  if (arg === '--quick') continue;
+  if (arg.startsWith('--')) {
+    passThrough.push(arg);
+    // A flag's value follows it, unless it is another flag or given as --flag=value.
+    const next = args[i + 1];
+    if (!arg.includes('=') && next !== undefined && !next.startsWith('--') && !/\.(ts|js|mjs)$|\*/.test(next)) {
+      passThrough.push(next);
+      i++;
+    }
+    continue;
+  }
+  files.push(arg);
+}
+
+const strykerArgs = ['stryker', 'run', 'stryker.config.mjs', ...(files.length > 0 ? ['--mutate', files.join(',')] : []), ...passThrough];
+console.log(`mutate: ${quick ? 'quick (pure logic, test/unit only)' : 'full (PostgreSQL)'}${files.length > 0 ? `, files ${files.join(', ')}` : ''}`);
+const result = spawnSync('npx', strykerArgs, {
+  stdio: 'inherit',
+  env: { ...process.env, VAULT_DB_MUTATE_QUICK: quick ? '1' : '0' },
+});
+process.exit(result.status ?? 1);

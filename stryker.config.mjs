@@ -1,0 +1,54 @@
+// @ts-check
+/**
+ * StrykerJS configuration for `npm run mutate` (scripts/mutate.ts sets the mode and the files).
+ *
+ * - Full run (`npm run mutate`, or `npm run mutate -- src/sync/transient.ts`): mutates src/
+ *   against the whole suite on PostgreSQL (DATABASE_URL, or the embedded server). About an hour
+ *   on an idle 2-core machine.
+ * - Quick run (`npm run mutate -- --quick`, VAULT_DB_MUTATE_QUICK=1): mutates the pure-logic files
+ *   against test/unit only, which needs no database; CI runs it and breaks below 90%.
+ *
+ * Reports go to .data/mutation/ (git-ignored).
+ */
+import process from 'node:process';
+
+const quick = process.env.VAULT_DB_MUTATE_QUICK === '1';
+
+/** The files whose logic needs no database, each covered by a test in test/unit. */
+export const QUICK_FILES = [
+  'src/sync/input.ts',
+  'src/sync/transient.ts',
+  'src/sync/cursor.ts',
+  'src/sync/judge.ts',
+  'src/sync/quota.ts',
+  'src/sync/options.ts',
+  'src/envelope.ts',
+];
+
+/** Everything that ships: the service, envelope, driver, migrations runner, URL and embedded server. */
+const FULL_FILES = ['src/**/*.ts', '!src/migrations/**', '!src/index.ts', '!src/**/types.ts'];
+
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+const config = {
+  testRunner: 'vitest',
+  plugins: ['@stryker-mutator/vitest-runner'],
+  vitest: { configFile: 'vitest.stryker.config.ts', related: true },
+  coverageAnalysis: 'perTest',
+  mutate: quick ? QUICK_FILES : FULL_FILES,
+  // The sandbox copy must not drag in the embedded server's data directory or build output.
+  ignorePatterns: ['.data', 'dist', 'coverage', 'temp', 'bench/results', 'reports', '*.log', '*.cpuprofile'],
+  tempDirName: '.data/stryker-tmp',
+  cleanTempDir: 'always',
+  concurrency: 2,
+  // Database tests are slow under load; a mutant that makes a test hang is still caught by the
+  // timeout, just later.
+  timeoutMS: quick ? 10_000 : 60_000,
+  timeoutFactor: 2,
+  thresholds: quick ? { high: 95, low: 90, break: 90 } : { high: 95, low: 90, break: null },
+  reporters: ['clear-text', 'progress-append-only', 'html', 'json'],
+  htmlReporter: { fileName: quick ? '.data/mutation/quick/index.html' : '.data/mutation/full/index.html' },
+  jsonReporter: { fileName: quick ? '.data/mutation/quick/mutation.json' : '.data/mutation/full/mutation.json' },
+  clearTextReporter: { allowColor: false, reportTests: false, reportMutants: true, reportScoreTable: true },
+};
+
+export default config;

@@ -1,0 +1,30 @@
+/**
+ * The vitest config StrykerJS runs (see stryker.config.mjs), never the project's own runs.
+ *
+ * Stryker's vitest runner forces the `threads` pool, where the project's `execArgv: ['--import',
+ * 'tsx']` never reaches the workers, so the migrator's `import()` of a `.ts` migration fails with
+ * ERR_UNKNOWN_FILE_EXTENSION. A setup file registers tsx in each worker thread instead.
+ *
+ * With `VAULT_DB_MUTATE_QUICK=1` (set by `npm run mutate -- --quick`) only test/unit runs, and
+ * without the global setup: those tests need no database, which is what makes the quick run fast
+ * enough for CI.
+ */
+import { defineConfig } from 'vitest/config';
+import base from './vitest.config.js';
+
+const quick = process.env.VAULT_DB_MUTATE_QUICK === '1';
+
+// Built by hand rather than with mergeConfig, which would append to `include` and `globalSetup`
+// instead of replacing them.
+export default defineConfig({
+  ...base,
+  test: {
+    ...base.test,
+    // test/envelope.test.ts predates test/unit but needs no database either.
+    include: quick ? ['test/unit/**/*.test.ts', 'test/envelope.test.ts'] : base.test?.include,
+    globalSetup: quick ? [] : base.test?.globalSetup,
+    // The unit tests import no migration, so the quick run skips tsx's start-up in every worker.
+    setupFiles: quick ? [] : ['test/support/register-tsx.ts'],
+    isolate: quick ? false : base.test?.isolate,
+  },
+});
