@@ -15,7 +15,8 @@
  * Exit codes: 0 the schema is as the code expects; 1 it differs (each difference named);
  * 2 the check could not be done (one line says why and what to set).
  */
-import { checkDatabaseReachable, resolveDatabaseUrl, type DatabaseTarget } from '../src/database-url.js';
+import { checkDatabaseReachable, type DatabaseTarget } from '../src/database-url.js';
+import { resolveDatabaseUrlOrEmbedded as resolveDatabaseUrl } from '../src/embedded.js';
 import { describeLocation } from '../src/schema-check/database-identity.js';
 import { checkSchema, schemaMatches } from '../src/schema-check/check-schema.js';
 

@@ -33,7 +33,7 @@ import { redactUrl } from '../database-url.js';
 import { DatabaseError, TransientError, VaultDbError } from '../errors.js';
 import { fingerprint, type MigrationFingerprint } from './checksum.js';
 import { MigrationRefusedError } from './errors.js';
-import { assertLockHeld, Journal, type JournalRow } from './journal.js';
+import { assertLockHeld, Journal, LEGACY_JOURNAL, type JournalRow } from './journal.js';
 import { heldByThisBackend, MIGRATION_LOCK_KEY } from './lock.js';
 import { MIGRATOR_DEFAULTS, migratorOptionsFromEnv, parseMigratorOptions, type MigratorOptions } from './options.js';
 import { pooledDeclaration, probeForPooler } from './pooler.js';
@@ -79,7 +79,7 @@ export class VaultDbMigrator extends Migrator {
     this.entityManager = em;
     // The CLI has no other channel for options; runMigrations() overrides them with configure().
     this.settings = { ...MIGRATOR_DEFAULTS, ...migratorOptionsFromEnv() };
-    const [schema, table] = splitTableName(em.config.get('migrations').tableName ?? 'mikro_orm_migrations', em.config.get('schema') ?? 'public');
+    const [schema, table] = splitTableName(em.config.get('migrations').tableName ?? 'vault_db_migrations', em.config.get('schema') ?? 'public');
     this.journal = new Journal({ schema, table });
   }
 
@@ -189,15 +189,19 @@ export class VaultDbMigrator extends Migrator {
 
   private async runLocked(session: MigrationSession, direction: 'up' | 'down', selection: Selection): Promise<MigrationRunReport> {
     const log = this.settings.log;
+    const known = await this.listMigrations();
+    // A journal of another name than MikroORM's default adopts vault-db's rows from it once.
+    const legacy = this.journal.location.table === LEGACY_JOURNAL.table && this.journal.location.schema === LEGACY_JOURNAL.schema
+      ? undefined
+      : { location: LEGACY_JOURNAL, names: known.map((m) => m.name) };
     await this.withLockRetries('creating the migration journal', [], () =>
       session.transaction(async (trx) => {
         await setLockTimeout(trx, this.settings.ddlLockTimeoutMs);
         await assertLockHeld(trx, 'the migration journal');
-        await this.journal.ensure(trx);
+        await this.journal.ensure(trx, legacy);
       }),
     );
     const rows = await this.journal.read(session);
-    const known = await this.listMigrations();
     const byName = new Map(known.map((m) => [m.name, m]));
     const report: MigrationRunReport = { applied: [], reverted: [], previouslyApplied: rows.map((r) => r.name), unknownApplied: [], checksumsRecorded: [] };
 

@@ -168,7 +168,7 @@ async function readLiveDescription(databaseUrl: string, journalUrl: string | und
 async function journalReadable(db: Queryable): Promise<boolean> {
   const { rows } = await db.query<{ readable: boolean | null }>(
     `select pg_catalog.has_table_privilege(c.oid, 'SELECT') as readable from pg_catalog.pg_class c
-       join pg_catalog.pg_namespace n on n.oid = c.relnamespace where n.nspname = 'public' and c.relname = 'mikro_orm_migrations'`,
+       join pg_catalog.pg_namespace n on n.oid = c.relnamespace where n.nspname = 'public' and c.relname = 'vault_db_migrations'`,
   );
   return rows[0]?.readable ?? true;
 }
@@ -181,7 +181,7 @@ function journalUnreadable(url: string): ConfigurationError {
     // keep the generic wording
   }
   return new ConfigurationError(
-    `The schema check compares the migration journal too, and ${user} may not read public.mikro_orm_migrations of ${describeLocation(url)}; ` +
+    `The schema check compares the migration journal too, and ${user} may not read public.vault_db_migrations of ${describeLocation(url)}; ` +
       `set DIRECT_URL to the owner's URL of the same database (or grant the role SELECT on it).`,
   );
 }
