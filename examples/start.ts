@@ -22,6 +22,7 @@ import {
   VaultDbError,
   type DatabaseTarget,
 } from '../src/index.js';
+import { MIGRATIONS_DIR } from '../src/config.js';
 import { resolveDatabaseUrlOrEmbedded, resolveMigrationUrlOrEmbedded } from '../src/embedded.js';
 import { withClient, withDatabase } from '../src/pg-client.js';
 import { checkSchema, schemaMatches } from '../src/schema-check/check-schema.js';
@@ -89,6 +90,7 @@ async function showSchemaStatus(app: DatabaseTarget, migration: DatabaseTarget):
       databaseUrl: app.url,
       adminUrl: migration.url,
       journalUrl: migration.url !== app.url ? migration.url : undefined,
+      snapshotDir: MIGRATIONS_DIR,
     });
     if (schemaMatches(check)) {
       console.log(`schema:     valid (the entities match the migrations, and the database matches a freshly migrated one: ${check.objectsCompared} objects)`);

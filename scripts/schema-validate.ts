@@ -17,6 +17,7 @@
  */
 import { checkDatabaseReachable, type DatabaseTarget } from '../src/database-url.js';
 import { resolveDatabaseUrlOrEmbedded as resolveDatabaseUrl } from '../src/embedded.js';
+import { MIGRATIONS_DIR } from '../src/config.js';
 import { describeLocation } from '../src/schema-check/database-identity.js';
 import { checkSchema, schemaMatches } from '../src/schema-check/check-schema.js';
 
@@ -33,7 +34,7 @@ async function main(): Promise<number> {
   await checkDatabaseReachable(admin);
   if (given && given !== admin.url) await checkDatabaseReachable({ url: given, source: 'DATABASE_URL' });
 
-  const report = await checkSchema({ databaseUrl: given, adminUrl: admin.url, journalUrl: direct !== given ? direct : undefined });
+  const report = await checkSchema({ databaseUrl: given, adminUrl: admin.url, journalUrl: direct !== given ? direct : undefined, snapshotDir: MIGRATIONS_DIR });
   const say = (ok: boolean, line: string, details: string[] = []) => {
     const out = ok ? console.log : console.error;
     out(`schema:validate: ${line}`);

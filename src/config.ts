@@ -185,7 +185,8 @@ function compose(config: Options, driver: Options['driver'], skipTables: readonl
  */
 export function createConfig(clientUrl: string, overrides: Partial<Options> = {}): Options {
   const defaults = {
-    ...vaultDbConfig(),
+    // vault-db's own ORM diffs its own tables: only the non-entity ones are skipped (in compose).
+    entities: [...entities],
     clientUrl,
     metadataProvider: ReflectMetadataProvider,
     // Nothing to cache: reading the decorators is cheap, and a cache would be a file to find.

@@ -26,9 +26,8 @@
  * @module
  */
 import { Utils, type Constructor, type MigrateOptions, type MigrationRow, type MikroORM, type UmzugMigration } from '@mikro-orm/core';
-import type { DatabaseSchema, EntityManager } from '@mikro-orm/knex';
+import type { DatabaseSchema, EntityManager } from '@mikro-orm/postgresql';
 import { Migrator, type Migration } from '@mikro-orm/migrations';
-import type { MigrationParams, RunnableMigration } from 'umzug';
 import { redactUrl } from '../database-url.js';
 import { DatabaseError, TransientError, VaultDbError } from '../errors.js';
 import { fingerprint, type MigrationFingerprint } from './checksum.js';
@@ -47,7 +46,24 @@ interface KnownMigration {
   create(): Promise<Migration>;
 }
 
-type LoadableMigration = RunnableMigration<unknown> & { create?: () => Promise<Migration> };
+/**
+ * umzug's `MigrationParams` and `RunnableMigration`, as MikroORM's Migrator passes them. Declared
+ * here because umzug is MikroORM's dependency, not vault-db's: an app with an isolated
+ * node_modules (pnpm, npm's linked strategy) could not resolve it from vault-db's types.
+ */
+interface MigrationParams {
+  name: string;
+  path?: string;
+  context: unknown;
+}
+interface RunnableMigration {
+  name: string;
+  path?: string;
+  up(params: MigrationParams): Promise<unknown>;
+  down?(params: MigrationParams): Promise<unknown>;
+}
+
+type LoadableMigration = RunnableMigration & { create?: () => Promise<Migration> };
 
 /** What one run of the migrator did. */
 export interface MigrationRunReport {
@@ -407,7 +423,7 @@ export class VaultDbMigrator extends Migrator {
     });
   }
 
-  protected override resolve(params: MigrationParams<unknown>): RunnableMigration<unknown> {
+  protected override resolve(params: MigrationParams): RunnableMigration {
     const runnable = super.resolve(params) as LoadableMigration;
     runnable.create = async () => {
       const module = (await Utils.dynamicImport(params.path as string)) as Record<string, unknown>;
@@ -419,7 +435,7 @@ export class VaultDbMigrator extends Migrator {
     return runnable;
   }
 
-  protected override initialize(MigrationClass: Constructor<Migration>, name: string): RunnableMigration<unknown> {
+  protected override initialize(MigrationClass: Constructor<Migration>, name: string): RunnableMigration {
     const runnable = super.initialize(MigrationClass, name) as LoadableMigration;
     runnable.create = async () => this.instantiate(MigrationClass);
     return runnable;
