@@ -5,7 +5,7 @@
 #   1. type-checks the app (test/consumer/*.ts) with tsc --strict and no skipLibCheck;
 #   2. migrates through the bin, twice at once, and checks each migration is journaled once;
 #   3. runs the README's snippet (compiled by tsc) against a database of its own;
-#   4. bundles it with esbuild (vault-db inlined; MikroORM and pg external), hides the installed
+#   4. bundles it with esbuild --keep-names (vault-db inlined; MikroORM and pg external), hides the installed
 #      vault-db, and runs the bundle: nothing may be looked up beside the package's files;
 #   5. runs an app that shares its ORM (withVaultDb) and its own MikroORM migrations;
 #   6. runs `vault-db status` and `vault-db validate`, and checks `vault-db` with no URL fails
@@ -42,8 +42,11 @@ say "pack"
 (cd "$ROOT" && npm run build --silent)
 TARBALL="$WORK/$(cd "$ROOT" && npm pack --pack-destination "$WORK" --silent | tail -n 1)"
 [ -f "$TARBALL" ] || fail "npm pack wrote no tarball"
-tar -tzf "$TARBALL" | grep -q '^package/dist/cli.js$' || fail "the tarball has no dist/cli.js"
-if tar -tzf "$TARBALL" | grep -E '\.map$|^package/src/'; then fail "the tarball ships source maps or src/"; fi
+CONTENTS="$(tar -tzf "$TARBALL")"
+grep -qx 'package/dist/cli.js' <<<"$CONTENTS" || fail "the tarball has no dist/cli.js"
+grep -qx 'package/LICENSE' <<<"$CONTENTS" || fail "the tarball has no LICENSE"
+if grep -E '\.map$|^package/src/|^package/docs/drafts/' <<<"$CONTENTS"; then fail "the tarball ships source maps, src/ or drafts"; fi
+echo "$(wc -l <<<"$CONTENTS") files in $(basename "$TARBALL")"
 
 folder_hash() { (cd "$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -d' ' -f1; }
 
@@ -89,7 +92,9 @@ for layout in hoisted linked; do
   (cd "$APP" && DATABASE_URL="$DB_URL" node build/main.js) | tee "$WORK/out" && grep -q '^consumer: ok$' "$WORK/out"
 
   say "$layout: bundled with esbuild, the installed vault-db hidden"
-  (cd "$APP" && "$ESBUILD" build/main.js --bundle --platform=node --format=esm --log-level=warning \
+  # --keep-names: MikroORM names entities by their class names (vault-db's relations and its
+  # driver refer to 'Vault' and 'VaultRecord'), which a bundler renames on a clash unless told not to.
+  (cd "$APP" && "$ESBUILD" build/main.js --bundle --platform=node --format=esm --keep-names --log-level=warning \
     --external:@mikro-orm/* --external:pg --external:pg-native --outfile=bundle/main.mjs)
   mv "$APP/node_modules/vault-db" "$WORK/hidden-vault-db"
   set +e

@@ -17,7 +17,7 @@
  * @module
  */
 import { MikroORM } from '@mikro-orm/postgresql';
-import { createConfig } from './config.js';
+import { createConfig, VAULT_DB_TABLES } from './config.js';
 import { checkDatabaseReachable, parseDatabaseUrl, resolveDatabaseUrl, resolveMigrationUrl, type DatabaseTarget } from './database-url.js';
 import { ConfigurationError, VaultDbError } from './errors.js';
 import { runMigrations } from './migrate.js';
@@ -85,13 +85,28 @@ async function validate(args: string[]): Promise<number> {
   const drift = report.migratedVsEntities;
   say(drift.length === 0, drift.length === 0 ? 'a freshly migrated database matches the entities.' : 'a freshly migrated database differs from the entities:', [...new Set(drift)]);
   const where = describeLocation(checked.url);
-  const catalog = report.catalog ?? [];
+  const { mine: catalog, others } = vaultDbDifferences(report.catalog ?? []);
+  if (others > 0) console.log(`vault-db validate: ${others} object(s) of the app's own tables ignored.`);
   say(
     catalog.length === 0,
     catalog.length === 0 ? `${where} matches a freshly migrated database (${report.objectsCompared} objects and journal rows compared).` : `${where} differs from a freshly migrated database in ${catalog.length} place(s):`,
     catalog,
   );
-  return schemaMatches(report) ? 0 : 1;
+  return schemaMatches({ ...report, catalog }) ? 0 : 1;
+}
+
+/**
+ * The differences that concern vault-db: every missing or changed object, and the extra objects
+ * (`extra <kind> public.<name>…`) named after one of vault-db's tables or with its `vault_db_`
+ * prefix. The app's own tables, indexes and sequences in the same database are not vault-db's.
+ */
+function vaultDbDifferences(lines: string[]): { mine: string[]; others: number } {
+  const prefixes = [...VAULT_DB_TABLES, 'vault_db_', ...VAULT_DB_TABLES.map((t) => `idx_${t}`)];
+  const mine = lines.filter((line) => {
+    const extra = /^extra \S+ (?:"?[^".\s]+"?\.)?"?([^".\s]+)/.exec(line);
+    return !extra || prefixes.some((p) => (extra[1] ?? '').startsWith(p));
+  });
+  return { mine, others: lines.length - mine.length };
 }
 
 async function createAppRole(args: string[]): Promise<number> {
