@@ -162,8 +162,10 @@ function compose(config: Options, driver: Options['driver'], skipTables: readonl
 }
 
 /**
- * Builds the MikroORM options of an ORM of vault-db's own for a database URL: {@link vaultDbConfig}
- * plus these defaults, each replaceable through `overrides`:
+ * Builds the MikroORM options of an ORM of vault-db's own for a database URL: what
+ * {@link withVaultDb} adds (except that only the claim key and the journal are skipped in schema
+ * diffs: this ORM's diffs are about vault-db's own tables), plus these defaults, each replaceable
+ * through `overrides`:
  * - `migrations`: vault-db's migrations as imported modules (`migrationsList`, nothing read from
  *   a folder), journaled in {@link MIGRATIONS_TABLE}, one transaction per migration, no snapshot
  *   (the snapshot is a development file); run by {@link VaultDbMigrator} (`extensions`);
