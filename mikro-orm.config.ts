@@ -9,8 +9,9 @@
  * one-line errors. Its options come from the environment (see src/migrations-runner/options.ts).
  */
 import type { Options } from '@mikro-orm/postgresql';
-import { createConfig } from './src/config.js';
-import { checkDatabaseReachable, resolveMigrationUrl } from './src/database-url.js';
+import { createConfig, MIGRATIONS_DIR } from './src/config.js';
+import { checkDatabaseReachable } from './src/database-url.js';
+import { resolveMigrationUrlOrEmbedded } from './src/embedded.js';
 import { VaultDbError } from './src/errors.js';
 import { CliMigrator } from './src/migrations-runner/cli-migrator.js';
 
@@ -20,11 +21,16 @@ const SNAPSHOT_COMMANDS = new Set(['migration:create', 'migration:check']);
 
 export default async (): Promise<Options> => {
   try {
-    const target = await resolveMigrationUrl();
+    // The repository's development CLI: with no URL it asks for the embedded server.
+    const target = await resolveMigrationUrlOrEmbedded();
     await checkDatabaseReachable(target);
-    const config = createConfig(target.url);
     const snapshot = process.argv.some((arg) => SNAPSHOT_COMMANDS.has(arg));
-    return { ...config, extensions: [CliMigrator], migrations: { ...config.migrations, snapshot } };
+    // The migrations still come from src/migrations/index.ts; the folder is where
+    // `migration:create` writes a new one (then add it to the index) and the snapshot.
+    return createConfig(target.url, {
+      extensions: [CliMigrator],
+      migrations: { path: MIGRATIONS_DIR, pathTs: MIGRATIONS_DIR, snapshot },
+    });
   } catch (error) {
     if (error instanceof VaultDbError) {
       console.error(`vault-db: ${error.message}`);

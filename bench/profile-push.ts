@@ -21,7 +21,7 @@ import pg from 'pg';
 import { pgConnectionConfig } from '../src/connection-options.js';
 import { adminQuery, withDatabase } from '../scripts/database-admin.js';
 import { createConfig } from '../src/config.js';
-import { resolveDatabaseUrl } from '../src/database-url.js';
+import { resolveDatabaseUrlOrEmbedded as resolveDatabaseUrl } from '../src/embedded.js';
 import { startEmbeddedPostgres } from '../src/embedded-postgres.js';
 import { encodeCursor } from '../src/sync/cursor.js';
 import { runMigrations } from '../src/migrate.js';

@@ -18,12 +18,12 @@ import {
   ConfigurationError,
   createConfig,
   redactUrl,
-  resolveDatabaseUrl,
-  resolveMigrationUrl,
   runMigrations,
   VaultDbError,
   type DatabaseTarget,
 } from '../src/index.js';
+import { MIGRATIONS_DIR } from '../src/config.js';
+import { resolveDatabaseUrlOrEmbedded, resolveMigrationUrlOrEmbedded } from '../src/embedded.js';
 import { withClient, withDatabase } from '../src/pg-client.js';
 import { checkSchema, schemaMatches } from '../src/schema-check/check-schema.js';
 import { databaseIdentity, describeLocation, sameDatabase } from '../src/schema-check/database-identity.js';
@@ -32,8 +32,9 @@ import { runTwoDeviceWalkthrough } from './two-devices.js';
 const DEMO_USER = 'user_demo_walkthrough';
 
 async function main(): Promise<number> {
-  const app = await resolveDatabaseUrl();
-  const migration = await resolveMigrationUrl();
+  // npm start is the development walkthrough: with no DATABASE_URL it asks for the embedded server.
+  const app = await resolveDatabaseUrlOrEmbedded();
+  const migration = await resolveMigrationUrlOrEmbedded();
   const serverVersion = await checkDatabaseReachable(app);
   if (migration.url !== app.url) {
     await checkDatabaseReachable(migration);
@@ -89,6 +90,7 @@ async function showSchemaStatus(app: DatabaseTarget, migration: DatabaseTarget):
       databaseUrl: app.url,
       adminUrl: migration.url,
       journalUrl: migration.url !== app.url ? migration.url : undefined,
+      snapshotDir: MIGRATIONS_DIR,
     });
     if (schemaMatches(check)) {
       console.log(`schema:     valid (the entities match the migrations, and the database matches a freshly migrated one: ${check.objectsCompared} objects)`);

@@ -15,7 +15,9 @@
  * Exit codes: 0 the schema is as the code expects; 1 it differs (each difference named);
  * 2 the check could not be done (one line says why and what to set).
  */
-import { checkDatabaseReachable, resolveDatabaseUrl, type DatabaseTarget } from '../src/database-url.js';
+import { checkDatabaseReachable, type DatabaseTarget } from '../src/database-url.js';
+import { resolveDatabaseUrlOrEmbedded as resolveDatabaseUrl } from '../src/embedded.js';
+import { MIGRATIONS_DIR } from '../src/config.js';
 import { describeLocation } from '../src/schema-check/database-identity.js';
 import { checkSchema, schemaMatches } from '../src/schema-check/check-schema.js';
 
@@ -32,7 +34,7 @@ async function main(): Promise<number> {
   await checkDatabaseReachable(admin);
   if (given && given !== admin.url) await checkDatabaseReachable({ url: given, source: 'DATABASE_URL' });
 
-  const report = await checkSchema({ databaseUrl: given, adminUrl: admin.url, journalUrl: direct !== given ? direct : undefined });
+  const report = await checkSchema({ databaseUrl: given, adminUrl: admin.url, journalUrl: direct !== given ? direct : undefined, snapshotDir: MIGRATIONS_DIR });
   const say = (ok: boolean, line: string, details: string[] = []) => {
     const out = ok ? console.log : console.error;
     out(`schema:validate: ${line}`);

@@ -1,7 +1,9 @@
 /**
- * Where the database is: `DATABASE_URL` when it is set, otherwise the embedded PostgreSQL.
- * Migrations prefer `DIRECT_URL`, because Neon's pooled URL goes through PgBouncer in transaction
- * mode, which breaks the session-level advisory lock the migration runner takes.
+ * Where the database is: `DATABASE_URL`. Migrations prefer `DIRECT_URL`, because Neon's pooled URL
+ * goes through PgBouncer in transaction mode, which breaks the session-level advisory lock the
+ * migration runner takes. With neither set, the library fails with one line: it never starts a
+ * server by itself (a misconfigured deploy must not "succeed" against a throwaway database). The
+ * embedded server is a separate entry point, `vault-db/embedded`, for development.
  *
  * @module
  */
@@ -9,7 +11,6 @@ import pg from 'pg';
 import { pgConnectionConfig, tlsSettings } from './connection-options.js';
 import { ConfigurationError } from './errors.js';
 import { explainTlsFailure } from './tls-failure.js';
-import { startEmbeddedPostgres } from './embedded-postgres.js';
 
 /** Which server a URL came from, for status output. */
 export type DatabaseSource = 'DATABASE_URL' | 'DIRECT_URL' | 'embedded';
@@ -55,32 +56,41 @@ export function redactUrl(value: string): string {
   }
 }
 
+/** The one line a library call prints when no URL is set. */
+export const NO_DATABASE_URL =
+  'No database configured: set DATABASE_URL (and DIRECT_URL, the direct non-pooled URL, for migrations) to a postgres:// URL. ' +
+  'vault-db never starts a server by itself; for development, start one explicitly with startEmbeddedPostgres() from vault-db/embedded.';
+
 /**
- * The application's database: `DATABASE_URL`, or the embedded server when it is unset.
+ * The application's database: `DATABASE_URL`.
  *
+ * @throws ConfigurationError when it is unset ({@link NO_DATABASE_URL}) or malformed
  * @example
  * ```ts
  * const { url, source } = await resolveDatabaseUrl();
  * ```
  */
 export async function resolveDatabaseUrl(env: NodeJS.ProcessEnv = process.env): Promise<DatabaseTarget> {
-  const fromEnv = env.DATABASE_URL?.trim();
-  if (fromEnv) {
-    parseDatabaseUrl(fromEnv, 'DATABASE_URL');
-    return { url: fromEnv, source: 'DATABASE_URL' };
-  }
-  const embedded = await startEmbeddedPostgres();
-  return { url: embedded.url, source: 'embedded' };
+  const found = fromEnvironment(env, 'DATABASE_URL');
+  if (!found) throw new ConfigurationError(NO_DATABASE_URL);
+  return found;
 }
 
-/** The database migrations should use: `DIRECT_URL` if set, else the application's. */
+/**
+ * The database migrations should use: `DIRECT_URL` if set, else `DATABASE_URL`.
+ *
+ * @throws ConfigurationError when neither is set ({@link NO_DATABASE_URL}) or one is malformed
+ */
 export async function resolveMigrationUrl(env: NodeJS.ProcessEnv = process.env): Promise<DatabaseTarget> {
-  const direct = env.DIRECT_URL?.trim();
-  if (direct) {
-    parseDatabaseUrl(direct, 'DIRECT_URL');
-    return { url: direct, source: 'DIRECT_URL' };
-  }
-  return resolveDatabaseUrl(env);
+  return fromEnvironment(env, 'DIRECT_URL') ?? resolveDatabaseUrl(env);
+}
+
+/** The URL in `variable`, checked, or undefined when it is unset or blank. */
+export function fromEnvironment(env: NodeJS.ProcessEnv, variable: 'DATABASE_URL' | 'DIRECT_URL'): DatabaseTarget | undefined {
+  const value = env[variable]?.trim();
+  if (!value) return undefined;
+  parseDatabaseUrl(value, variable);
+  return { url: value, source: variable };
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * vault-db: the server-side data layer of an end-to-end-encrypted bookmark vault.
- * This file is the whole public surface; anything not exported here is internal.
+ * This file is the whole public surface (with `vault-db/embedded` for development); anything not
+ * exported here is internal. Nothing imported from here starts a database server.
  *
  * @packageDocumentation
  */
@@ -19,7 +20,8 @@ export {
   type LegacyPbkdf2Params,
   type KeyEnvelope,
 } from './envelope.js';
-export { createConfig, FLUSH_BATCH_SIZE, MIGRATIONS_DIR } from './config.js';
+export { createConfig, vaultDbConfig, withVaultDb, FLUSH_BATCH_SIZE, MIGRATIONS_TABLE, VAULT_DB_TABLES } from './config.js';
+export { migrationsList } from './migrations/index.js';
 export { redactingLoggerFactory, redactBytea } from './log-redaction.js';
 export { VaultDbDriver } from './records-driver.js';
 export {
@@ -28,17 +30,10 @@ export {
   checkDatabaseReachable,
   parseDatabaseUrl,
   redactUrl,
+  NO_DATABASE_URL,
   type DatabaseTarget,
   type DatabaseSource,
 } from './database-url.js';
-export {
-  startEmbeddedPostgres,
-  EmbeddedServerError,
-  type EmbeddedPostgresHandle,
-  type EmbeddedPostgresOptions,
-  type EmbeddedServerFailure,
-  type EmbeddedServerOrigin,
-} from './embedded-postgres.js';
 export {
   runMigrations,
   MIGRATION_LOCK_KEY,
@@ -72,6 +67,7 @@ export {
   type RotationMismatch,
   type PurgeReport,
 } from './errors.js';
+export { isVaultDbError, type AnyVaultDbError, type VaultDbErrorByCode } from './error-guard.js';
 export { SyncService } from './sync/sync-service.js';
 export { DEFAULT_LOCK_TIMEOUT_MS, MAX_LOCK_TIMEOUT_MS, DEFAULT_MAX_CONCURRENT_CALLS_PER_VAULT } from './sync/options.js';
 export { signClaim, claimMessage, CLAIM_KEY_BYTES, CLAIM_LIFETIME_SECONDS } from './sync/claim.js';

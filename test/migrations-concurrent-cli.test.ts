@@ -47,7 +47,7 @@ test('two concurrent npm run db:migrate and a concurrent runMigrations() on an e
     const applied = [...appliedByCli, ...report.applied].sort();
     expect(applied).toEqual(MIGRATIONS);
     expect(lines).toEqual(report.applied.map((name) => `migrated ${name}`));
-    const { rows } = await gate.query<{ name: string }>('select name from mikro_orm_migrations order by id');
+    const { rows } = await gate.query<{ name: string }>('select name from vault_db_migrations order by id');
     expect(rows.map((r) => r.name)).toEqual(MIGRATIONS);
   } finally {
     await gate.end();

@@ -85,7 +85,7 @@ async function indexState(pool: pg.Pool): Promise<{ valid: boolean } | undefined
 }
 
 async function journal(pool: pg.Pool): Promise<string[]> {
-  return (await pool.query<{ name: string }>('select name from mikro_orm_migrations order by id')).rows.map((r) => r.name);
+  return (await pool.query<{ name: string }>('select name from vault_db_migrations order by id')).rows.map((r) => r.name);
 }
 
 /** A vault with `count` records, written with plain SQL as the owner. */

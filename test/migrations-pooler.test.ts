@@ -30,9 +30,9 @@ async function journalOf(url: string): Promise<string[] | null> {
   const client = new pg.Client(pgConnectionConfig(url));
   await client.connect();
   try {
-    const { rows } = await client.query<{ present: boolean }>(`select to_regclass('public.mikro_orm_migrations') is not null as present`);
+    const { rows } = await client.query<{ present: boolean }>(`select to_regclass('public.vault_db_migrations') is not null as present`);
     if (!rows[0]?.present) return null;
-    return (await client.query<{ name: string }>('select name from mikro_orm_migrations order by id')).rows.map((r) => r.name);
+    return (await client.query<{ name: string }>('select name from vault_db_migrations order by id')).rows.map((r) => r.name);
   } finally {
     await client.end();
   }

@@ -66,7 +66,7 @@ async function refusal(promise: Promise<unknown>): Promise<MigrationRefusedError
 describe('a database ahead of the code', () => {
   test('runMigrations refuses by default, naming the unknown migration, and changes nothing', async () => {
     const { db, pool } = await migrated();
-    await pool.query('insert into mikro_orm_migrations (name) values ($1)', [UNKNOWN]);
+    await pool.query('insert into vault_db_migrations (name) values ($1)', [UNKNOWN]);
     const before = await catalogOf(pool);
 
     const error = await refusal(runMigrations({ url: db.url, log: () => {} }));
@@ -80,7 +80,7 @@ describe('a database ahead of the code', () => {
     const { orm, migrator } = await ormWithMigrations(db.url, MIGRATIONS_DIR);
     await migrator.down({ to: real[1] });
     await orm.close(true);
-    await pool.query('insert into mikro_orm_migrations (name) values ($1)', [UNKNOWN]);
+    await pool.query('insert into vault_db_migrations (name) values ($1)', [UNKNOWN]);
     const lines: string[] = [];
 
     const report = await runMigrations({ url: db.url, log: (l) => lines.push(l), onUnknownMigrations: 'warn' });
@@ -91,7 +91,7 @@ describe('a database ahead of the code', () => {
 
   test('npm run db:migrate refuses in one line; VAULT_DB_UNKNOWN_MIGRATIONS=warn lets it go on', async () => {
     const { db, pool } = await migrated();
-    await pool.query('insert into mikro_orm_migrations (name) values ($1)', [UNKNOWN]);
+    await pool.query('insert into vault_db_migrations (name) values ($1)', [UNKNOWN]);
     const [refused, warned] = await Promise.all([
       runCli('npm', ['run', '-s', 'db:migrate'], { DATABASE_URL: db.url }, 120_000),
       runCli('npm', ['run', '-s', 'db:migrate'], { DATABASE_URL: db.url, VAULT_DB_UNKNOWN_MIGRATIONS: 'warn' }, 120_000),
@@ -166,8 +166,8 @@ describe('checksums', () => {
 describe('journals from before this runner', () => {
   test('a journal without checksums and without the unique index is completed in place', async () => {
     const { db, pool } = await migrated();
-    await pool.query('drop index mikro_orm_migrations_name_unique');
-    await pool.query('alter table mikro_orm_migrations drop column checksum');
+    await pool.query('drop index vault_db_migrations_name_unique');
+    await pool.query('alter table vault_db_migrations drop column checksum');
     const lines: string[] = [];
 
     expect((await runMigrations({ url: db.url, log: (l) => lines.push(l) })).applied).toEqual([]);
@@ -183,12 +183,12 @@ describe('journals from before this runner', () => {
 
   test('a journal that lists a migration twice (an old race) is refused with the fix, and nothing changes', async () => {
     const { db, pool } = await migrated();
-    await pool.query('drop index mikro_orm_migrations_name_unique');
-    await pool.query('insert into mikro_orm_migrations (name) values ($1)', [real[0]]);
+    await pool.query('drop index vault_db_migrations_name_unique');
+    await pool.query('insert into vault_db_migrations (name) values ($1)', [real[0]]);
     const error = await refusal(runMigrations({ url: db.url, log: () => {} }));
     expect(error).toMatchObject({ reason: 'journal_duplicates', migrations: [real[0]] });
     expect(error.message).toMatch(/delete the later row of each \(highest id\)/);
-    const { rows } = await pool.query(`select 1 from pg_indexes where indexname = 'mikro_orm_migrations_name_unique'`);
+    const { rows } = await pool.query(`select 1 from pg_indexes where indexname = 'vault_db_migrations_name_unique'`);
     expect(rows).toEqual([]);
   });
 });

@@ -127,7 +127,7 @@ describe('down() undoes up()', () => {
     expect((await migrator.up()).map((m) => m.name)).toEqual(MIGRATIONS);
     expect(compareCatalogs(await catalogOf(pool), reference)).toEqual([]);
     expect((await migrator.down({ to: 0 })).map((m) => m.name)).toEqual([...MIGRATIONS].reverse());
-    expect(await listTables(pool)).toEqual(['mikro_orm_migrations']);
+    expect(await listTables(pool)).toEqual(['vault_db_migrations']);
     expect(await listTriggers(pool)).toEqual([]);
     expect(await listFunctions(pool)).toEqual({});
     expect(await listPolicies(pool)).toEqual([]);
@@ -170,7 +170,7 @@ describe('runMigrations', () => {
   test('the journal refuses a second row for the same migration', async () => {
     const { db, pool } = await freshDatabase();
     await runMigrations({ url: db.url, log: () => {} });
-    await expect(pool.query('insert into mikro_orm_migrations (name) values ($1)', [MIGRATIONS[0]])).rejects.toMatchObject({ code: '23505' });
+    await expect(pool.query('insert into vault_db_migrations (name) values ($1)', [MIGRATIONS[0]])).rejects.toMatchObject({ code: '23505' });
   });
 
   test('never rewrites the migration snapshot, so a drifted database cannot leak into it', async () => {
@@ -220,7 +220,7 @@ describe('runMigrations', () => {
         /Migration20261127113700 failed at statement 1 of \d+ .*rolled back, so nothing of Migration20261127113700 is applied/,
       );
 
-      expect(await listTables(pool)).toEqual(['mikro_orm_migrations', 'records', 'vaults']);
+      expect(await listTables(pool)).toEqual(['records', 'vault_db_migrations', 'vaults']);
       expect(await appliedMigrations(pool)).toEqual([MIGRATIONS[0]]);
       expect(await listTriggers(pool)).toEqual([]);
       expect(Object.keys(await listFunctions(pool))).toEqual(['vault_db_touch_updated_at']);

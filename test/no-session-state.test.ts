@@ -11,7 +11,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { MikroORM } from '@mikro-orm/postgresql';
-import { createConfig, MIGRATIONS_DIR } from '../src/config.js';
+import { createConfig } from '../src/config.js';
 import type { VaultDbMigrator } from '../src/migrations-runner/vault-db-migrator.js';
 import { SyncService } from '../src/sync/sync-service.js';
 import { PROJECT_ROOT } from './support/cli.js';
@@ -85,7 +85,7 @@ describe('at run time, on a pool of one connection', () => {
   beforeAll(async () => {
     db = await createTestDatabase({ migrate: false });
     const config = createConfig(db.url, { pool: { min: 1, max: 1 } });
-    orm = await MikroORM.init({ ...config, migrations: { ...config.migrations, path: MIGRATIONS_DIR, snapshot: false } });
+    orm = await MikroORM.init({ ...config, migrations: { ...config.migrations, snapshot: false } });
   });
   afterAll(async () => {
     await orm?.close(true);

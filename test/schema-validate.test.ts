@@ -239,9 +239,9 @@ describe('each change of #14.2 is named in one line', () => {
     expect(lines).toEqual([`table public.records: grants: ${role} has TRUNCATE, expected nothing`]);
   });
 
-  test('a row deleted from mikro_orm_migrations', async () => {
-    const { name } = await one<{ name: string }>(owner, 'select name from mikro_orm_migrations order by id desc limit 1');
-    const lines = await differencesAfter((c) => c.query('delete from mikro_orm_migrations where name = $1', [name]));
+  test('a row deleted from vault_db_migrations', async () => {
+    const { name } = await one<{ name: string }>(owner, 'select name from vault_db_migrations order by id desc limit 1');
+    const lines = await differencesAfter((c) => c.query('delete from vault_db_migrations where name = $1', [name]));
     expect(lines).toEqual([`missing migration ${name}`]);
   });
 

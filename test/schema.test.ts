@@ -23,7 +23,7 @@ const column = (name: string, type: string, nullable: boolean, dflt: string | nu
 const TIMESTAMPTZ = 'timestamp with time zone';
 
 test('public holds exactly the two tables, the staged-rotation tables, the claim key and the migrations log', async () => {
-  expect(await listTables(pool)).toEqual(['key_rotations', 'mikro_orm_migrations', 'records', 'staged_records', 'vault_db_claim_key', 'vaults']);
+  expect(await listTables(pool)).toEqual(['key_rotations', 'records', 'staged_records', 'vault_db_claim_key', 'vault_db_migrations', 'vaults']);
 });
 
 describe('columns', () => {

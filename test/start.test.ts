@@ -74,7 +74,7 @@ describe.concurrent('npm start', () => {
     expect(result.stderr.trim().split('\n')).toEqual([
       expect.stringMatching(/^vault-db: DIRECT_URL \(127\.0\.0\.1:\d+\/vault_db_test_\w+\) and DATABASE_URL \(127\.0\.0\.1:\d+\/vault_db_test_\w+\) are different databases; .*point both at the same database\.$/),
     ]);
-    for (const db of [app, direct]) expect(await query(db.url, `select to_regclass('public.mikro_orm_migrations') as t`)).toEqual([{ t: null }]);
+    for (const db of [app, direct]) expect(await query(db.url, `select to_regclass('public.vault_db_migrations') as t`)).toEqual([{ t: null }]);
   });
 
   test('migrates through DIRECT_URL when it reaches the same database by another URL', async ({ expect }) => {

@@ -6,7 +6,7 @@
  * @module
  */
 import type { MigrateOptions, MikroORM, UmzugMigration } from '@mikro-orm/core';
-import type { EntityManager } from '@mikro-orm/knex';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import { VaultDbError } from '../errors.js';
 import { VaultDbMigrator } from './vault-db-migrator.js';
 

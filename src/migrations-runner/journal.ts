@@ -1,7 +1,14 @@
 /**
- * The migration journal: MikroORM's `mikro_orm_migrations` table, with two additions the runner
- * makes (idempotently, under the migration lock): a unique index on `name`, so no migration can
- * be recorded twice, and a `checksum` column (see checksum.ts).
+ * The migration journal: `vault_db_migrations`, a table of vault-db's own (so an app's
+ * `mikro_orm_migrations` is never mixed with it) shaped like MikroORM's, with two additions the
+ * runner makes (idempotently, under the migration lock): a unique index on `name`, so no
+ * migration can be recorded twice, and a `checksum` column (see checksum.ts).
+ *
+ * Databases migrated before the table existed have vault-db's rows in `mikro_orm_migrations`:
+ * when the journal is created, those rows (only vault-db's migrations) move over, in order and
+ * with their times and checksums, in the same transaction under the lock; the old table is
+ * dropped when that leaves it empty (an app's rows keep it, and a journal that held none of
+ * vault-db's rows is never touched).
  *
  * Rows are written and deleted only in the transaction of the migration they describe, and only
  * when that transaction's backend holds the migration lock, so a migration is recorded exactly
@@ -20,6 +27,16 @@ export interface JournalRow {
   checksum: string | null;
 }
 
+/** Where vault-db journaled its migrations before it had a table of its own, and which rows are its. */
+export interface LegacyJournal {
+  location: JournalLocation;
+  /** Names of vault-db's migrations: only these rows move. */
+  names: readonly string[];
+}
+
+/** MikroORM's default journal, vault-db's until it had {@link Journal} a table of its own. */
+export const LEGACY_JOURNAL: JournalLocation = { schema: 'public', table: 'mikro_orm_migrations' };
+
 /** Access to the journal table through the migration session. */
 export class Journal {
   readonly table: string;
@@ -36,8 +53,10 @@ export class Journal {
    *
    * @throws MigrationRefusedError when the journal already lists a migration twice
    */
-  async ensure(trx: SessionTransaction): Promise<void> {
+  async ensure(trx: SessionTransaction, adopt?: LegacyJournal): Promise<void> {
     if (this.location.schema !== 'public') await MigrationSession.run(trx, `create schema if not exists ${quoteIdent(this.location.schema)}`);
+    const [state] = await MigrationSession.run<{ missing: boolean }>(trx, `select to_regclass(?) is null as missing`, [this.table]);
+    const moveFrom = state?.missing && adopt ? adopt : undefined;
     // The very table MikroORM's MigrationStorage.ensureTable() creates (its knex builder's SQL),
     // so journals made by either compare equal. Not through it: it reads the schema list on
     // another pooled connection, outside this transaction and the lock.
@@ -46,6 +65,7 @@ export class Journal {
       `create table if not exists ${this.table} ("id" serial primary key, "name" varchar(255), "executed_at" timestamptz default CURRENT_TIMESTAMP)`,
     );
     await MigrationSession.run(trx, `alter table ${this.table} add column if not exists "checksum" varchar(64)`);
+    if (moveFrom) await this.moveRows(trx, moveFrom);
     const duplicates = await MigrationSession.run<{ name: string }>(
       trx,
       `select name from ${this.table} group by name having count(*) > 1 order by name`,
@@ -60,6 +80,31 @@ export class Journal {
       );
     }
     await MigrationSession.run(trx, `create unique index if not exists ${quoteIdent(this.uniqueIndex)} on ${this.table} ("name")`);
+  }
+
+  /** Moves `from`'s rows of the known migrations into this (new, empty) journal; see the module. */
+  private async moveRows(trx: SessionTransaction, from: LegacyJournal): Promise<void> {
+    const legacy = `${quoteIdent(from.location.schema)}.${quoteIdent(from.location.table)}`;
+    const [found] = await MigrationSession.run<{ present: boolean; checksum: boolean }>(
+      trx,
+      `select to_regclass(?) is not null as present,
+              exists (select 1 from pg_catalog.pg_attribute where attrelid = to_regclass(?) and attname = 'checksum' and not attisdropped) as checksum`,
+      [legacy, legacy],
+    );
+    if (!found?.present) return;
+    const checksum = found.checksum ? '"checksum"' : 'null';
+    // As JSON: knex would spread a JS array into a list of parameters.
+    const names = JSON.stringify(from.names);
+    const moved = await MigrationSession.run(
+      trx,
+      `insert into ${this.table} ("name", "executed_at", "checksum") select "name", "executed_at", ${checksum} from ${legacy} where "name" in (select pg_catalog.jsonb_array_elements_text(?::jsonb)) order by "id" returning "id"`,
+      [names],
+    );
+    // An app's journal that never held vault-db's rows is the app's, even when empty.
+    if (moved.length === 0) return;
+    await MigrationSession.run(trx, `delete from ${legacy} where "name" in (select pg_catalog.jsonb_array_elements_text(?::jsonb))`, [names]);
+    const [left] = await MigrationSession.run<{ rows: number }>(trx, `select count(*)::int as rows from ${legacy}`);
+    if (left?.rows === 0) await MigrationSession.run(trx, `drop table ${legacy}`);
   }
 
   /** The applied migrations, in the order they were applied. */

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import type { Knex } from '@mikro-orm/knex';
+import type { Knex } from '@mikro-orm/postgresql';
 import { heldByThisBackend, randomProbeKey } from './lock.js';
 import type { MigrationSession } from './session.js';
 

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { Knex } from '@mikro-orm/knex';
+import type { Knex } from '@mikro-orm/postgresql';
 
 /** A raw driver connection as knex hands it out (a `pg.Client`). */
 interface RawConnection {

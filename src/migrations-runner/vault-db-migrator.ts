@@ -26,14 +26,13 @@
  * @module
  */
 import { Utils, type Constructor, type MigrateOptions, type MigrationRow, type MikroORM, type UmzugMigration } from '@mikro-orm/core';
-import type { DatabaseSchema, EntityManager } from '@mikro-orm/knex';
+import type { DatabaseSchema, EntityManager } from '@mikro-orm/postgresql';
 import { Migrator, type Migration } from '@mikro-orm/migrations';
-import type { MigrationParams, RunnableMigration } from 'umzug';
 import { redactUrl } from '../database-url.js';
 import { DatabaseError, TransientError, VaultDbError } from '../errors.js';
 import { fingerprint, type MigrationFingerprint } from './checksum.js';
 import { MigrationRefusedError } from './errors.js';
-import { assertLockHeld, Journal, type JournalRow } from './journal.js';
+import { assertLockHeld, Journal, LEGACY_JOURNAL, type JournalRow } from './journal.js';
 import { heldByThisBackend, MIGRATION_LOCK_KEY } from './lock.js';
 import { MIGRATOR_DEFAULTS, migratorOptionsFromEnv, parseMigratorOptions, type MigratorOptions } from './options.js';
 import { pooledDeclaration, probeForPooler } from './pooler.js';
@@ -47,7 +46,24 @@ interface KnownMigration {
   create(): Promise<Migration>;
 }
 
-type LoadableMigration = RunnableMigration<unknown> & { create?: () => Promise<Migration> };
+/**
+ * umzug's `MigrationParams` and `RunnableMigration`, as MikroORM's Migrator passes them. Declared
+ * here because umzug is MikroORM's dependency, not vault-db's: an app with an isolated
+ * node_modules (pnpm, npm's linked strategy) could not resolve it from vault-db's types.
+ */
+interface MigrationParams {
+  name: string;
+  path?: string;
+  context: unknown;
+}
+interface RunnableMigration {
+  name: string;
+  path?: string;
+  up(params: MigrationParams): Promise<unknown>;
+  down?(params: MigrationParams): Promise<unknown>;
+}
+
+type LoadableMigration = RunnableMigration & { create?: () => Promise<Migration> };
 
 /** What one run of the migrator did. */
 export interface MigrationRunReport {
@@ -79,7 +95,7 @@ export class VaultDbMigrator extends Migrator {
     this.entityManager = em;
     // The CLI has no other channel for options; runMigrations() overrides them with configure().
     this.settings = { ...MIGRATOR_DEFAULTS, ...migratorOptionsFromEnv() };
-    const [schema, table] = splitTableName(em.config.get('migrations').tableName ?? 'mikro_orm_migrations', em.config.get('schema') ?? 'public');
+    const [schema, table] = splitTableName(em.config.get('migrations').tableName ?? 'vault_db_migrations', em.config.get('schema') ?? 'public');
     this.journal = new Journal({ schema, table });
   }
 
@@ -189,15 +205,19 @@ export class VaultDbMigrator extends Migrator {
 
   private async runLocked(session: MigrationSession, direction: 'up' | 'down', selection: Selection): Promise<MigrationRunReport> {
     const log = this.settings.log;
+    const known = await this.listMigrations();
+    // A journal of another name than MikroORM's default adopts vault-db's rows from it once.
+    const legacy = this.journal.location.table === LEGACY_JOURNAL.table && this.journal.location.schema === LEGACY_JOURNAL.schema
+      ? undefined
+      : { location: LEGACY_JOURNAL, names: known.map((m) => m.name) };
     await this.withLockRetries('creating the migration journal', [], () =>
       session.transaction(async (trx) => {
         await setLockTimeout(trx, this.settings.ddlLockTimeoutMs);
         await assertLockHeld(trx, 'the migration journal');
-        await this.journal.ensure(trx);
+        await this.journal.ensure(trx, legacy);
       }),
     );
     const rows = await this.journal.read(session);
-    const known = await this.listMigrations();
     const byName = new Map(known.map((m) => [m.name, m]));
     const report: MigrationRunReport = { applied: [], reverted: [], previouslyApplied: rows.map((r) => r.name), unknownApplied: [], checksumsRecorded: [] };
 
@@ -403,7 +423,7 @@ export class VaultDbMigrator extends Migrator {
     });
   }
 
-  protected override resolve(params: MigrationParams<unknown>): RunnableMigration<unknown> {
+  protected override resolve(params: MigrationParams): RunnableMigration {
     const runnable = super.resolve(params) as LoadableMigration;
     runnable.create = async () => {
       const module = (await Utils.dynamicImport(params.path as string)) as Record<string, unknown>;
@@ -415,7 +435,7 @@ export class VaultDbMigrator extends Migrator {
     return runnable;
   }
 
-  protected override initialize(MigrationClass: Constructor<Migration>, name: string): RunnableMigration<unknown> {
+  protected override initialize(MigrationClass: Constructor<Migration>, name: string): RunnableMigration {
     const runnable = super.initialize(MigrationClass, name) as LoadableMigration;
     runnable.create = async () => this.instantiate(MigrationClass);
     return runnable;

@@ -33,14 +33,14 @@ export type ObjectAttributes = Record<string, string | null>;
  */
 export type CatalogDescription = Map<string, ObjectAttributes>;
 
-/** Where the migration journal lives; the default is MikroORM's `public.mikro_orm_migrations`. */
+/** Where the migration journal lives; vault-db's own `public.vault_db_migrations` (see src/migrations-runner/journal.ts). */
 export interface JournalLocation {
   schema: string;
   table: string;
 }
 
 /** The journal used by vault-db (see `createConfig`'s `migrations.tableName`). */
-export const DEFAULT_JOURNAL: JournalLocation = { schema: 'public', table: 'mikro_orm_migrations' };
+export const DEFAULT_JOURNAL: JournalLocation = { schema: 'public', table: 'vault_db_migrations' };
 
 /** Schemas that belong to PostgreSQL itself, never to the migrations. */
 const USER_SCHEMAS = `n.nspname <> 'information_schema' and n.nspname not like 'pg\\_%'`;

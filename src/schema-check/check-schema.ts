@@ -41,6 +41,12 @@ export interface SchemaCheckOptions {
    * the migration journal when `databaseUrl`'s role may not. Checked to be the same database.
    */
   journalUrl?: string;
+  /**
+   * The folder of the committed migration snapshot (`src/migrations` in this repository), for the
+   * entities-vs-migrations check. Without it (the published package ships no snapshot) that check
+   * compares the entities with the freshly migrated database instead.
+   */
+  snapshotDir?: string;
 }
 
 /** What the check found; every list empty means the schema is as the code expects. */
@@ -72,7 +78,7 @@ export async function checkSchema(options: SchemaCheckOptions): Promise<SchemaCh
   await createScratch(options.adminUrl, scratchName);
   try {
     await runMigrations({ url: scratchUrl, log: () => {} });
-    const report: SchemaCheckReport = { ...(await compareWithEntities(scratchUrl)), catalog: null, objectsCompared: 0 };
+    const report: SchemaCheckReport = { ...(await compareWithEntities(scratchUrl, options.snapshotDir)), catalog: null, objectsCompared: 0 };
     if (options.databaseUrl) {
       const expected = await withClient(scratchUrl, (client) => readCatalog(client, true));
       const actual = await readLiveDescription(options.databaseUrl, options.journalUrl);
@@ -106,15 +112,20 @@ async function createScratch(adminUrl: string, name: string): Promise<void> {
 }
 
 /** MikroORM's two checks, on the freshly migrated scratch database (owned by the checking role). */
-async function compareWithEntities(scratchUrl: string): Promise<Pick<SchemaCheckReport, 'entitiesVsMigrations' | 'migratedVsEntities'>> {
-  const config = createConfig(scratchUrl, { pool: { min: 0, max: 1 } });
+async function compareWithEntities(scratchUrl: string, snapshotDir?: string): Promise<Pick<SchemaCheckReport, 'entitiesVsMigrations' | 'migratedVsEntities'>> {
+  const snapshotOptions = snapshotDir ? { migrations: { snapshot: true, path: snapshotDir, pathTs: snapshotDir } } : {};
+  const config = createConfig(scratchUrl, { pool: { min: 0, max: 1 }, ...snapshotOptions });
   const orm = await MikroORM.init(config);
   try {
+    const drift = await orm.schema.getUpdateSchemaSQL({ wrap: false, safe: false, dropTables: true });
+    // Without the snapshot (the published package) there is nothing to compare the entities with
+    // but the migrated database, which the drift above already does.
+    if (!snapshotDir) return { entitiesVsMigrations: [], migratedVsEntities: statements(drift) };
     const snapshot = (orm.migrator as VaultDbMigrator).readSnapshot();
+    if (!snapshot) throw new ConfigurationError(`The migration snapshot ${config.migrations?.snapshotName ?? ''}.json is missing from ${snapshotDir}.`);
     const options = config.migrations ?? {};
     // What `migration:create` would write, computed without writing it (nor the snapshot).
     const diff = await orm.schema.getUpdateSchemaMigrationSQL({ wrap: false, safe: options.safe, dropTables: options.dropTables, fromSchema: snapshot });
-    const drift = await orm.schema.getUpdateSchemaSQL({ wrap: false, safe: false, dropTables: true });
     return { entitiesVsMigrations: statements(diff.up), migratedVsEntities: statements(drift) };
   } finally {
     await orm.close(true);
@@ -168,7 +179,7 @@ async function readLiveDescription(databaseUrl: string, journalUrl: string | und
 async function journalReadable(db: Queryable): Promise<boolean> {
   const { rows } = await db.query<{ readable: boolean | null }>(
     `select pg_catalog.has_table_privilege(c.oid, 'SELECT') as readable from pg_catalog.pg_class c
-       join pg_catalog.pg_namespace n on n.oid = c.relnamespace where n.nspname = 'public' and c.relname = 'mikro_orm_migrations'`,
+       join pg_catalog.pg_namespace n on n.oid = c.relnamespace where n.nspname = 'public' and c.relname = 'vault_db_migrations'`,
   );
   return rows[0]?.readable ?? true;
 }
@@ -181,7 +192,7 @@ function journalUnreadable(url: string): ConfigurationError {
     // keep the generic wording
   }
   return new ConfigurationError(
-    `The schema check compares the migration journal too, and ${user} may not read public.mikro_orm_migrations of ${describeLocation(url)}; ` +
+    `The schema check compares the migration journal too, and ${user} may not read public.vault_db_migrations of ${describeLocation(url)}; ` +
       `set DIRECT_URL to the owner's URL of the same database (or grant the role SELECT on it).`,
   );
 }

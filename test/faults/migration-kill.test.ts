@@ -34,7 +34,7 @@ async function schemaOf(client: pg.Client) {
     functions: await q(`select proname as v from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'public' order by 1`),
     policies: await q(`select tablename || ' ' || policyname as v from pg_policies where schemaname = 'public' order by 1`),
     rls: await q(`select relname as v from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'public' and relrowsecurity order by 1`),
-    migrations: await q(`select name as v from mikro_orm_migrations order by id`),
+    migrations: await q(`select name as v from vault_db_migrations order by id`),
   };
 }
 

@@ -113,7 +113,7 @@ describe('the application role', () => {
   });
 
   it('has no privilege beyond rows of the two tables', async () => {
-    expect(await sqlState(app.query('select * from mikro_orm_migrations'))).toBe('42501');
+    expect(await sqlState(app.query('select * from vault_db_migrations'))).toBe('42501');
     expect(await sqlState(app.query('truncate records'))).toBe('42501');
     expect(await sqlState(app.query('create table public.intruder (x int)'))).toBe('42501');
     expect(await sqlState(app.query('alter table vaults disable row level security'))).toBe('42501');

@@ -197,9 +197,9 @@ export async function describeSchema(db: Queryable): Promise<SchemaDescription> 
 /** Names of the migrations recorded as applied, in order; null when the table doesn't exist. */
 export async function appliedMigrations(db: Queryable): Promise<string[] | null> {
   const { rows: exists } = await db.query<{ present: boolean }>(
-    `select to_regclass('public.mikro_orm_migrations') is not null as present`,
+    `select to_regclass('public.vault_db_migrations') is not null as present`,
   );
   if (!exists[0]?.present) return null;
-  const { rows } = await db.query<{ name: string }>('select name from mikro_orm_migrations order by id');
+  const { rows } = await db.query<{ name: string }>('select name from vault_db_migrations order by id');
   return rows.map((r) => r.name);
 }
