@@ -43,7 +43,7 @@ grant usage on schema public to vault_app;
 
 -- The tables, rows only: the vaults, their records, and staged key rotations (key_rotations,
 -- staged_records; Migration20261130100000). No TRUNCATE (it ignores row-level security), no
--- REFERENCES, no TRIGGER, and no grant on mikro_orm_migrations (only the owner migrates).
+-- REFERENCES, no TRIGGER, and no grant on vault_db_migrations (only the owner migrates).
 grant select, insert, update, delete on vaults, records, key_rotations, staged_records to vault_app;
 
 -- The policies call vault_db_current_user() with the caller's rights, so the role must be allowed
