@@ -110,7 +110,7 @@ describe('pg_terminate_backend at chosen points of a push', () => {
           await locker.query('select 1 from vaults where user_id = $1 for update', [userId]);
         },
         release: async () => void (await locker.query('rollback')),
-        waiting: (query) => query.startsWith('select id, last_seq, purged_seq'),
+        waiting: (query) => query.includes('from vaults where user_id = c.verified for update'),
       });
     } finally {
       await locker.end();
