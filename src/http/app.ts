@@ -120,7 +120,7 @@ export function createSyncApp(options: SyncAppOptions): Hono<Env> {
     c.set('userId', await auth.authenticate(match[1]));
     await next();
   };
-  app.use('/v1/vault', authenticate);
+  // Hono's `/v1/vault/*` matches `/v1/vault` itself too: one registration, so each runs once.
   app.use('/v1/vault/*', authenticate);
   if (rate !== false) {
     const limiter = rateLimiter<Env>({
@@ -134,7 +134,6 @@ export function createSyncApp(options: SyncAppOptions): Hono<Env> {
         });
       },
     });
-    app.use('/v1/vault', limiter);
     app.use('/v1/vault/*', limiter);
   }
 
