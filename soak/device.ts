@@ -84,7 +84,7 @@ export class Device {
   private writes = 0;
 
   constructor(
-    private readonly sync: SyncService,
+    private readonly sync: Pick<SyncService, 'push' | 'pull'>,
     /** The user id the device signs in as. */
     readonly userId: string,
     /** The user's index (written into every ciphertext header). */
