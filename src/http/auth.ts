@@ -71,6 +71,8 @@ export function createJwtAuth(options: JwtAuthOptions): Authenticator {
           requiredClaims: ['exp', 'sub'],
         }));
       } catch (error) {
+        // The identity provider's keys could not be had: not the token's fault, so retry, don't sign out.
+        if (keysUnavailable(error)) throw new HttpError(503, 'transient', 'The token could not be checked: the JWKS could not be fetched; retry.', undefined, { 'Retry-After': '5' });
         throw new HttpError(401, 'unauthorized', reason(error));
       }
       if (options.authorizedParties && !(typeof payload.azp === 'string' && options.authorizedParties.includes(payload.azp))) {
@@ -82,6 +84,16 @@ export function createJwtAuth(options: JwtAuthOptions): Authenticator {
   };
 }
 
+/**
+ * True when the JWKS itself failed (timeout, network error, a non-200 answer, a malformed set),
+ * as opposed to the token. jose reports a non-200 answer as a bare JOSEError with this message.
+ */
+function keysUnavailable(error: unknown): boolean {
+  if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid) return true;
+  if (error instanceof joseErrors.JOSEError) return error.constructor === joseErrors.JOSEError && /JSON Web Key Set HTTP response/.test(error.message);
+  return error instanceof TypeError; // fetch failed: the JWKS host can't be reached
+}
+
 /** Why a token was refused, in words that never quote the token. */
 function reason(error: unknown): string {
   if (error instanceof joseErrors.JWTExpired) return 'The token has expired.';
@@ -89,6 +101,5 @@ function reason(error: unknown): string {
   if (error instanceof joseErrors.JWSSignatureVerificationFailed) return "The token's signature does not verify.";
   if (error instanceof joseErrors.JWKSNoMatchingKey) return 'The token was signed by a key the issuer does not publish.';
   if (error instanceof joseErrors.JOSEAlgNotAllowed) return "The token's algorithm is not accepted.";
-  if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JOSEError) return 'The token could not be verified.';
   return 'The token could not be verified.';
 }

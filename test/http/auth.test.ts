@@ -4,6 +4,8 @@
  * user's vault: the user id comes only from the verified `sub`, and no route takes one.
  */
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, test } from 'vitest';
 import { SignJWT } from 'jose';
 import { pino } from 'pino';
@@ -94,6 +96,26 @@ describe('refused tokens', () => {
     await expect401(await get(await sign(u.userId, ctx.key, { azp: 'https://evil.test' })));
     await expect401(await get(await sign(u.userId, ctx.key)));
     expect((await get(await sign(u.userId, ctx.key, { azp: 'https://app.test' }))).status).toBe(404);
+  });
+
+  test('a JWKS that can not be fetched (closed port, HTTP 500) is a 503 transient with Retry-After, not a 401', async () => {
+    const broken = createServer((_req, res) => {
+      res.statusCode = 500;
+      res.end('down');
+    });
+    await new Promise<void>((r) => broken.listen(0, '127.0.0.1', r));
+    const port = (broken.address() as AddressInfo).port;
+    try {
+      for (const jwks of [`http://127.0.0.1:${port}/jwks.json`, 'http://127.0.0.1:9/jwks.json']) {
+        const app = createSyncApp({ sync: ctx.sync, auth: createJwtAuth({ jwks, issuer: ISSUER, jwksCooldownMs: 0 }), logger: pino({ level: 'silent' }), limits: { rateLimit: false } });
+        const res = await app.request('/v1/vault', { headers: { authorization: `Bearer ${await sign('u', ctx.key)}` } });
+        expect(res.status, jwks).toBe(503);
+        expect(res.headers.get('retry-after')).toBe('5');
+        expect(((await res.json()) as { error: { code: string } }).error.code).toBe('transient');
+      }
+    } finally {
+      await new Promise((r) => broken.close(r));
+    }
   });
 
   test('refused tokens write nothing', async () => {
