@@ -9,7 +9,10 @@
  *
  * @module
  */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { serve } from '@hono/node-server';
+import { serveStatic } from '@hono/node-server/serve-static';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { pino } from 'pino';
 import { createConfig } from '../config.js';
@@ -22,6 +25,15 @@ import { createSyncApp } from './app.js';
 import { createJwtAuth } from './auth.js';
 import { createDevAuth, DEV_MODE_WARNING } from './dev-auth.js';
 import { readServeConfig } from './serve-config.js';
+
+/** The built page (`npm run build:web`), beside the sources or beside the built package; null when not built. */
+function webDir(): string | null {
+  for (const relative of ['../../dist/web', '../web']) {
+    const dir = fileURLToPath(new URL(relative, import.meta.url));
+    if (existsSync(`${dir}/index.html`)) return dir;
+  }
+  return null;
+}
 
 async function main(): Promise<void> {
   const config = readServeConfig();
@@ -60,12 +72,17 @@ async function main(): Promise<void> {
     },
   });
   if (dev) api.route('/', dev.routes);
+  const web = webDir();
+  if (web) {
+    api.get('/', serveStatic({ root: web, path: 'index.html' }));
+    api.get('/assets/*', serveStatic({ root: web }));
+  }
 
   const server = serve({ fetch: api.fetch, port: config.port, hostname: config.host }, (info) => {
     const host = info.family === 'IPv6' ? `[${info.address}]` : info.address;
     if (dev) console.log(`\n*** ${DEV_MODE_WARNING} ***\n*** Get a token: curl -X POST http://${host}:${info.port}/dev/token -d '{"user":"alice"}' ***\n`);
     console.log(`database: ${app.source === 'embedded' ? 'embedded PostgreSQL' : app.source} ${redactUrl(app.url)}`);
-    console.log(`listening on http://${host}:${info.port} (API under /v1, OpenAPI at /v1/openapi.json)`);
+    console.log(`listening on http://${host}:${info.port} (API under /v1, OpenAPI at /v1/openapi.json${web ? ', the bookmark page at /' : '; no page: run npm run build:web'})`);
   });
 
   let stopping = false;
