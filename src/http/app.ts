@@ -17,7 +17,7 @@ import { requestId } from 'hono/request-id';
 import { rateLimiter } from 'hono-rate-limiter';
 import { pino, type Logger } from 'pino';
 import type { z } from 'zod/v4';
-import { VaultNotFoundError, type RuleViolation } from '../errors.js';
+import { VaultDbError, VaultNotFoundError, type RuleViolation } from '../errors.js';
 import type { SyncService } from '../sync/sync-service.js';
 import type { SyncLimits } from '../sync/types.js';
 import type { Authenticator } from './auth.js';
@@ -181,7 +181,10 @@ export function createSyncApp(options: SyncAppOptions): Hono<Env> {
   });
   app.onError((error, c) => {
     const response = toErrorResponse(error);
-    if (response.status >= 500) logger.error({ reqId: c.get('requestId'), err: { name: error.name, code: (error as { code?: unknown }).code, message: error.message } }, 'handler error');
+    // The package's messages are written to carry no secrets; anything else (a raw driver error)
+    // might echo a parameter, so only its name and code are logged.
+    const message = error instanceof VaultDbError || error instanceof HttpError ? error.message : undefined;
+    if (response.status >= 500) logger.error({ reqId: c.get('requestId'), err: { name: error.name, code: (error as { code?: unknown }).code, message } }, 'handler error');
     else logger.info({ reqId: c.get('requestId'), code: response.body.error.code }, 'refused');
     for (const [name, value] of Object.entries(response.headers)) c.header(name, value);
     return c.json(response.body, response.status as 400);
