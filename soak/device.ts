@@ -94,7 +94,7 @@ export class Device {
   private epoch = 0;
 
   constructor(
-    private readonly sync: SyncService,
+    private readonly sync: Pick<SyncService, 'push' | 'pull'>,
     /** The user id the device signs in as. */
     readonly userId: string,
     /** The user's index (written into every ciphertext header). */
