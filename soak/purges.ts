@@ -20,6 +20,7 @@ import { TransientError } from '../src/errors.js';
 import type { SyncService } from '../src/sync/sync-service.js';
 import type { Ledger } from './ledger.js';
 import { sleep, type Rng } from './random.js';
+import { BackgroundLoop } from './background-loop.js';
 
 /** A row a purge removed, as the audit trigger wrote it down. */
 export interface PurgedRecord {
@@ -113,9 +114,7 @@ export const DEFAULT_PURGE_PLAN: PurgePlan = { everyMs: [600, 1800] };
  * {@link Purger.stop}. A `TransientError` (a fault or a restart hit the purge) is counted and the
  * purge tried again later; any other failure is a broken promise and goes to the ledger.
  */
-export class Purger {
-  private running = false;
-  private loop: Promise<void> | null = null;
+export class Purger extends BackgroundLoop {
 
   constructor(
     private readonly sync: SyncService,
@@ -125,21 +124,11 @@ export class Purger {
     /** Users with a device asleep: three purges in four go to one of them, so every sleep meets a purge. */
     private readonly favoured: () => string[] = () => [],
     private readonly plan: PurgePlan = DEFAULT_PURGE_PLAN,
-  ) {}
-
-  /** Starts the loop. */
-  start(): void {
-    this.running = true;
-    this.loop = this.run();
+  ) {
+    super();
   }
 
-  /** Stops the loop and waits for a purge in progress. */
-  async stop(): Promise<void> {
-    this.running = false;
-    await this.loop;
-  }
-
-  private async run(): Promise<void> {
+  protected async run(): Promise<void> {
     const c = this.ledger.counters;
     while (this.running) {
       await sleep(this.rng.int(...this.plan.everyMs));

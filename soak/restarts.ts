@@ -24,6 +24,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../src/embed
 import { ResyncRequiredError, TransientError } from '../src/errors.js';
 import type { SyncService } from '../src/sync/sync-service.js';
 import { sleep, type Rng } from './random.js';
+import { BackgroundLoop } from './background-loop.js';
 
 /** Something that restarts the server under test. */
 export interface ServerRestarter {
@@ -190,9 +191,7 @@ export interface RestartFact {
 }
 
 /** Restarts the server at random moments until {@link RestartLoop.stop}. */
-export class RestartLoop {
-  private running = false;
-  private loop: Promise<void> | null = null;
+export class RestartLoop extends BackgroundLoop {
   readonly restarts: RestartFact[] = [];
   /** A restart that failed (the server did not come back): the run is broken. */
   failure: unknown = null;
@@ -206,21 +205,11 @@ export class RestartLoop {
     /** Calls answered so far. */
     private readonly answered: () => number,
     private readonly plan: RestartPlan = DEFAULT_RESTART_PLAN,
-  ) {}
-
-  /** Starts the loop. */
-  start(): void {
-    this.running = true;
-    this.loop = this.run();
+  ) {
+    super();
   }
 
-  /** Stops the loop and waits for a restart in progress to finish. */
-  async stop(): Promise<void> {
-    this.running = false;
-    await this.loop;
-  }
-
-  private async run(): Promise<void> {
+  protected async run(): Promise<void> {
     while (this.running) {
       const pause = this.rng.int(...this.plan.everyMs);
       for (const until = Date.now() + pause; this.running && Date.now() < until; ) await sleep(50);

@@ -4,40 +4,26 @@
  * the same results, so only the statement and the rows it returned can show it. Both are read from
  * MikroORM's query log on a second ORM connected to the same test database.
  */
-import { afterAll, beforeAll, expect, test } from 'vitest';
-import { MikroORM } from '@mikro-orm/postgresql';
-import { createConfig } from '../../src/config.js';
-import { SyncService } from '../../src/sync/sync-service.js';
+import { beforeAll, expect, test } from 'vitest';
+import type { SyncService } from '../../src/sync/sync-service.js';
 import { del, newVault, put, setupSyncDatabase } from './support/sync.js';
+import { setupLoggedService } from './support/statement-log.js';
 
 const ctx = setupSyncDatabase();
-const lines: string[] = [];
-let logged: MikroORM;
+const logged = setupLoggedService(ctx);
 let sync: SyncService;
-
-beforeAll(async () => {
-  logged = await MikroORM.init(createConfig(ctx.db.url, { debug: ['query'], logger: (message: string) => lines.push(message) }));
-  sync = new SyncService(logged.em);
+beforeAll(() => {
+  sync = logged.sync;
 });
-afterAll(async () => {
-  await logged?.close(true);
-});
-
-// The logger colours its lines with ANSI escapes (ESC [ ... m) whatever the options say.
-const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
 
 /**
  * Each load of record entities (`select "v0".* from "records"`) the ORM sent while `work` ran,
  * with the number of rows it returned. The flush's own version check selects ids only.
  */
 async function recordReads(work: () => Promise<unknown>): Promise<{ sql: string; rows: number }[]> {
-  lines.length = 0;
-  await work();
-  const queries = lines.map((l) => l.replace(ANSI, '')).filter((l) => l.startsWith('[query] '));
-  // A silent logger would make every assertion below trivially true.
-  expect(queries.length).toBeGreaterThan(0);
+  const queries = await logged.logLinesOf(work);
   return queries
-    .filter((l) => l.startsWith('[query] select "v0".* from "records"'))
+    .filter((l) => l.startsWith('select "v0".* from "records"'))
     .map((l) => {
       // The log line ends with " [took 1 ms, 3 results]" (or "1 result", or no count for none).
       const count = / \[took [^\]]*?(?:, (\d+) results?)?\]$/.exec(l);

@@ -3,43 +3,19 @@
  * does not grow with the number of changes. Counted from MikroORM's own query log, on a second
  * ORM connected to the same test database.
  */
-import { afterAll, beforeAll, expect, test } from 'vitest';
-import { MikroORM } from '@mikro-orm/postgresql';
-import { createConfig } from '../../src/config.js';
-import { SyncService } from '../../src/sync/sync-service.js';
+import { beforeAll, expect, test } from 'vitest';
+import type { SyncService } from '../../src/sync/sync-service.js';
 import type { Change } from '../../src/sync/types.js';
 import { del, newVault, put, setupSyncDatabase, storedRecords } from './support/sync.js';
+import { setupLoggedService } from './support/statement-log.js';
 
 const ctx = setupSyncDatabase();
-const lines: string[] = [];
-let logged: MikroORM;
+const logged = setupLoggedService(ctx);
 let sync: SyncService;
-
-beforeAll(async () => {
-  logged = await MikroORM.init(createConfig(ctx.db.url, { debug: ['query'], logger: (message: string) => lines.push(message) }));
-  sync = new SyncService(logged.em);
+beforeAll(() => {
+  sync = logged.sync;
 });
-afterAll(async () => {
-  await logged?.close(true);
-});
-
-// The logger colours its lines with ANSI escapes (ESC [ ... m) whatever the options say.
-const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
-// Each line ends with the timing, e.g. " [took 1 ms, 1 result]".
-const TIMING = / \[took [^\]]*\]$/;
-
-/** The SQL of every statement the ORM sent while `work` ran (the log prefixes each with "[query] "). */
-async function statementsOf(work: () => Promise<unknown>): Promise<string[]> {
-  lines.length = 0;
-  await work();
-  const statements = lines
-    .map((l) => l.replace(ANSI, ''))
-    .filter((l) => l.startsWith('[query] '))
-    .map((l) => l.slice('[query] '.length).replace(TIMING, ''));
-  // A silent logger would make every count below trivially equal.
-  expect(statements.length).toBeGreaterThan(0);
-  return statements;
-}
+const statementsOf = (work: () => Promise<unknown>) => logged.statementsOf(work);
 
 const count = (statements: string[], prefix: string) => statements.filter((s) => s.startsWith(prefix)).length;
 

@@ -14,6 +14,8 @@ export interface LoggedService {
   sync: SyncService;
   /** The SQL of every statement the service sent while `work` ran, in order. */
   statementsOf(work: () => Promise<unknown>): Promise<string[]>;
+  /** The same statements as whole log lines, ending with their timing and row count ("[took 1 ms, 3 results]"). */
+  logLinesOf(work: () => Promise<unknown>): Promise<string[]>;
 }
 
 // The logger colours its lines with ANSI escapes (ESC [ ... m) whatever the options say.
@@ -33,17 +35,18 @@ export function setupLoggedService(ctx: SyncContext, options: SyncServiceOptions
   afterAll(async () => {
     await orm?.close(true);
   });
-  logged.statementsOf = async (work) => {
+  logged.logLinesOf = async (work) => {
     lines.length = 0;
     await work();
-    const statements = lines
+    const queries = lines
       .map((l) => l.replace(ANSI, ''))
       .filter((l) => l.startsWith('[query] '))
-      .map((l) => l.slice('[query] '.length).replace(TIMING, ''));
+      .map((l) => l.slice('[query] '.length));
     // A silent logger would make every assertion on the statements trivially true.
-    expect(statements.length).toBeGreaterThan(0);
-    return statements;
+    expect(queries.length).toBeGreaterThan(0);
+    return queries;
   };
+  logged.statementsOf = async (work) => (await logged.logLinesOf(work)).map((l) => l.replace(TIMING, ''));
   return logged;
 }
 
