@@ -12,7 +12,7 @@ import { pooledDeclaration } from '../src/migrations-runner/pooler.js';
 import { runCli } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { copyMigrations, ormWithMigrations, type MigrationFolder } from './support/migration-fixtures.js';
-import { findPgBouncer, startPgBouncer, type PgBouncer } from './support/pgbouncer.js';
+import { existingPooler, findPgBouncer, startPgBouncer, type PgBouncer } from './support/pgbouncer.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -82,17 +82,21 @@ describe('a URL declared pooled', () => {
 });
 
 const pgbouncer = findPgBouncer();
+// On the Neon-shaped stack the suite's pooled URL is a real PgBouncer in transaction mode already.
+const stackPooler = inject('pooledServerUrl') !== inject('serverUrl');
 
-describe.skipIf(!pgbouncer)('a real PgBouncer in transaction mode, not declared', () => {
+describe.skipIf(!pgbouncer && !stackPooler)('a real PgBouncer in transaction mode, not declared', () => {
   let bouncer: PgBouncer;
-  beforeAll(async () => { bouncer = await startPgBouncer(pgbouncer as string, inject('serverUrl')); });
+  beforeAll(async () => {
+    bouncer = stackPooler ? existingPooler(inject('pooledServerUrl')) : await startPgBouncer(pgbouncer as string, inject('serverUrl'));
+  });
   afterAll(async () => { await bouncer?.stop(); });
 
   test('the pooler really pools: two statements of one client can run on different server sessions', async () => {
     // Guards the tests below: a PgBouncer in session mode would make them vacuous.
     const db = await empty();
-    const a = new pg.Client({ connectionString: bouncer.through(db.url) });
-    const b = new pg.Client({ connectionString: bouncer.through(db.url) });
+    const a = new pg.Client(pgConnectionConfig(bouncer.through(db.url)));
+    const b = new pg.Client(pgConnectionConfig(bouncer.through(db.url)));
     await Promise.all([a.connect(), b.connect()]);
     try {
       await a.query('select pg_advisory_lock(42)');

@@ -97,3 +97,23 @@ export async function startPgBouncer(binary: string, serverUrl: string): Promise
     },
   };
 }
+
+/**
+ * A pooler that is already there: on the Neon-shaped stack, its own PgBouncer (transaction mode,
+ * TLS on both sides), whose URL is the suite's pooled URL. A PgBouncer started by the test could
+ * not reach that server, which refuses plain TCP.
+ */
+export function existingPooler(pooledServerUrl: string): PgBouncer {
+  const pooler = new URL(pooledServerUrl);
+  return {
+    through(url: string): string {
+      const target = new URL(url);
+      target.host = pooler.host;
+      target.username = pooler.username;
+      target.password = pooler.password;
+      target.search = pooler.search;
+      return target.toString();
+    },
+    stop: async () => {},
+  };
+}
