@@ -13,6 +13,7 @@
  *
  * @module
  */
+import type { VaultRow } from '../rows.js';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { runBound } from './bound-sql.js';
 import { CLAIM_SUBQUERY, ClaimRefusal, claimBindings, claimRejection, type ClaimCheck, type ClaimSession } from './claim.js';
@@ -43,15 +44,8 @@ export async function lockVault(em: EntityManager, userId: string): Promise<Lock
 
 const LOCK_COLUMNS = 'id, last_seq, purged_seq, version_floor, key_version, record_count, stored_bytes';
 
-interface LockRow {
-  id: string;
-  last_seq: string;
-  purged_seq: string;
-  version_floor: number;
-  key_version: number;
-  record_count: number;
-  stored_bytes: string;
-}
+/** The columns of {@link LOCK_COLUMNS}, typed as node-pg returns them. */
+type LockRow = Pick<VaultRow, 'id' | 'last_seq' | 'purged_seq' | 'version_floor' | 'key_version' | 'record_count' | 'stored_bytes'>;
 
 function toLockedVault(row: LockRow | undefined | null): LockedVault | null {
   if (!row?.id) return null;
