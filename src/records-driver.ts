@@ -23,10 +23,11 @@
  * @module
  */
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
+import { VaultRecord } from './entities/vault-record.js';
 import { OptimisticLockError, type EntityData, type EntityProperty, type FilterQuery, type FindOptions, type NativeInsertUpdateManyOptions, type QueryResult } from '@mikro-orm/core';
 
 /** The entity whose batches take the fast path. */
-const RECORDS = 'VaultRecord';
+const RECORDS = VaultRecord.name;
 
 interface RawResult {
   rows: Record<string, unknown>[];

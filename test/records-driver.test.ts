@@ -169,7 +169,7 @@ describe('find: the fast path is taken only for MikroORM’s own optimistic-lock
   /** Runs the same driver.find through both ORMs, inside a transaction of each (as a flush does). */
   async function both(where: object, options: Record<string, unknown>): Promise<[unknown[], unknown[]]> {
     const run = (orm: MikroORM) =>
-      orm.em.fork().transactional(async (em) => em.getDriver().find('VaultRecord', where as never, { ...options, ctx: em.getTransactionContext() } as never));
+      orm.em.fork().transactional(async (em) => em.getDriver().find('VaultDbVaultRecord', where as never, { ...options, ctx: em.getTransactionContext() } as never));
     return [await run(db.orm), await run(plain)];
   }
 
@@ -178,7 +178,7 @@ describe('find: the fast path is taken only for MikroORM’s own optimistic-lock
     const logged = await MikroORM.init(createConfig(db.url, { debug: ['query'], logger: (line) => lines.push(line) }));
     try {
       const run = (orm: MikroORM) =>
-        orm.em.fork().transactional((em) => em.getDriver().find('VaultRecord', lockWhere() as never, { ctx: em.getTransactionContext(), fields: ['id'], schema: undefined, loggerContext: { id: 1 } } as never));
+        orm.em.fork().transactional((em) => em.getDriver().find('VaultDbVaultRecord', lockWhere() as never, { ctx: em.getTransactionContext(), fields: ['id'], schema: undefined, loggerContext: { id: 1 } } as never));
       const [fast, reference] = [await run(logged), await run(plain)];
       expect(sorted(fast)).toEqual(sorted(reference));
       expect(sorted(fast)).toEqual(sorted([{ id: ids[0] }, { id: ids[1] }, { id: ids[3] }]));

@@ -11,7 +11,7 @@ import type { Vault } from './vault.js';
  */
 @Entity({ tableName: 'key_rotations' })
 @Unique({ name: 'key_rotations_vault_id_unique', properties: ['vault'] })
-export class KeyRotation {
+class VaultDbKeyRotation {
   [OptionalProps]?: 'createdAt';
 
   @PrimaryKey({ type: 'uuid', defaultRaw: 'gen_random_uuid()' })
@@ -23,7 +23,7 @@ export class KeyRotation {
   userId: string;
 
   @ManyToOne({
-    entity: 'Vault',
+    entity: 'VaultDbVault',
     ref: true,
     deleteRule: 'cascade',
     updateRule: 'no action',
@@ -43,3 +43,7 @@ export class KeyRotation {
     this.userId = userId;
   }
 }
+
+// Exported as `KeyRotation`; the class itself is named VaultDbKeyRotation because MikroORM names an entity after
+// its class, and an app's own `KeyRotation` entity in the same ORM would otherwise collide with this one.
+export { VaultDbKeyRotation as KeyRotation };

@@ -10,7 +10,7 @@ import type { KeyRotation } from './key-rotation.js';
  */
 @Entity({ tableName: 'staged_records' })
 @Unique({ name: 'staged_records_rotation_id_record_id_unique', properties: ['rotation', 'recordId'] })
-export class StagedRecord {
+class VaultDbStagedRecord {
   @PrimaryKey({ type: 'uuid', defaultRaw: 'gen_random_uuid()' })
   id: string = randomUUID();
 
@@ -20,7 +20,7 @@ export class StagedRecord {
   userId: string;
 
   @ManyToOne({
-    entity: 'KeyRotation',
+    entity: 'VaultDbKeyRotation',
     ref: true,
     deleteRule: 'cascade',
     updateRule: 'no action',
@@ -55,3 +55,7 @@ export class StagedRecord {
     this.ciphertext = ciphertext;
   }
 }
+
+// Exported as `StagedRecord`; the class itself is named VaultDbStagedRecord because MikroORM names an entity after
+// its class, and an app's own `StagedRecord` entity in the same ORM would otherwise collide with this one.
+export { VaultDbStagedRecord as StagedRecord };

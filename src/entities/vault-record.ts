@@ -28,7 +28,7 @@ import type { Vault } from './vault.js';
 @Index({ name: 'idx_records_vault_id', properties: ['vault'] })
 // A tombstone keeps no content, and a live record always has some.
 @Check({ name: 'records_tombstone_is_empty', expression: '(deleted and octet_length(ciphertext) = 0) or (not deleted and octet_length(ciphertext) > 0)' })
-export class VaultRecord {
+class VaultDbVaultRecord {
   [OptionalProps]?: 'version' | 'deleted' | 'createdAt' | 'updatedAt';
 
   @PrimaryKey({ type: 'uuid', defaultRaw: 'gen_random_uuid()' })
@@ -40,7 +40,7 @@ export class VaultRecord {
   userId: string;
 
   @ManyToOne({
-    entity: 'Vault',
+    entity: 'VaultDbVault',
     ref: true,
     deleteRule: 'cascade',
     updateRule: 'no action',
@@ -98,3 +98,7 @@ export class VaultRecord {
     if (version !== undefined) this.version = version;
   }
 }
+
+// Exported as `VaultRecord`; the class itself is named VaultDbVaultRecord because MikroORM names an entity after
+// its class, and an app's own `VaultRecord` entity in the same ORM would otherwise collide with this one.
+export { VaultDbVaultRecord as VaultRecord };

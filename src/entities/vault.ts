@@ -26,7 +26,7 @@ import { VaultRecord } from './vault-record.js';
  * bump `version` and no code writes them through this entity.
  */
 @Entity({ tableName: 'vaults' })
-export class Vault {
+class VaultDbVault {
   [OptionalProps]?:
     | 'version'
     | 'enabledAt'
@@ -140,3 +140,7 @@ export class Vault {
     validateEnvelope({ wrappedKey: this.wrappedKey, salt: this.salt, kdfParams: this.kdfParams });
   }
 }
+
+// Exported as `Vault`; the class itself is named VaultDbVault because MikroORM names an entity after
+// its class, and an app's own `Vault` entity in the same ORM would otherwise collide with this one.
+export { VaultDbVault as Vault };
