@@ -1,9 +1,10 @@
 /**
  * The bookmark page in a real browser (playwright-core driving Debian's Chromium), against the real
- * `npm run serve` process in dev mode on a test database: two browser contexts are two devices of
- * one user. Create in one, see it in the other; a concurrent edit ends merged; a delete propagates;
- * a reload keeps the vault locked until the passphrase is entered; the database holds only
- * ciphertext.
+ * `npm start` (the page built, the server in dev mode) on a test database: two browser contexts are
+ * two devices of one user. Create in one, see it in the other; a concurrent edit ends merged; a
+ * delete propagates; a reload keeps the vault locked until the passphrase is entered; the database
+ * holds only ciphertext. And a key rotation by another device locks the page without losing the
+ * edit it could not send yet.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,8 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import pg from 'pg';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { createEnvelope, decryptBookmark, encryptBookmark, openEnvelope } from '../examples/client-crypto.js';
+import type { KdfParams } from '../src/envelope.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/database.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -23,10 +26,12 @@ let output = '';
 
 beforeAll(async () => {
   db = await createTestDatabase({ migrate: false });
-  server = spawn(process.execPath, ['--import', 'tsx', 'src/http/serve.ts'], {
+  // npm start exactly as a person runs it; its own process group, so the signal reaches npm and the server.
+  server = spawn('npm', ['start'], {
     cwd: ROOT,
     env: { ...process.env, DATABASE_URL: db.url, PORT: '0', HOST: '127.0.0.1', DIRECT_URL: '', AUTH_JWKS_URL: '', AUTH_ISSUER: '', AUTH_AUDIENCE: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
   server.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   server.stderr!.on('data', (d: Buffer) => (output += d.toString()));
@@ -45,8 +50,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  if (server && server.exitCode === null) server.kill('SIGTERM');
-  await new Promise((r) => (server?.exitCode === null ? server.once('exit', r) : r(undefined)));
+  if (server?.pid && server.exitCode === null) {
+    const closed = new Promise((r) => server.once('close', r));
+    process.kill(-server.pid, 'SIGTERM');
+    await closed;
+    expect(output).toContain('stopped.');
+  }
   await db?.drop();
 });
 
@@ -56,8 +65,8 @@ async function device(): Promise<Page> {
   return page;
 }
 
-async function unlock(page: Page): Promise<void> {
-  await page.fill('#user', 'alice');
+async function unlock(page: Page, user = 'alice'): Promise<void> {
+  await page.fill('#user', user);
   await page.fill('#passphrase', PASSPHRASE);
   await page.click('#unlock');
   await page.locator('#vault').waitFor({ state: 'visible' });
@@ -139,4 +148,68 @@ test('two devices of one user: create, concurrent edit merged, delete, reload lo
       expect(bytes.includes(Buffer.from(needle))).toBe(false);
     }
   }
+});
+
+/** What another device does to rotate the key: every live record re-encrypted under a new key. */
+async function rotateKeyElsewhere(user: string): Promise<void> {
+  const { token } = (await (await fetch(`${base}/dev/token`, { method: 'POST', body: JSON.stringify({ user }) })).json()) as { token: string };
+  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    const res = await fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+    expect(res.status, `${method} ${path}`).toBe(200);
+    return (await res.json()) as T;
+  };
+  const vault = await call<{ wrappedKey: string; salt: string; kdfParams: KdfParams; version: number }>('GET', '/v1/vault');
+  const oldKey = await openEnvelope(PASSPHRASE, { wrappedKey: Buffer.from(vault.wrappedKey, 'base64url'), salt: Buffer.from(vault.salt, 'base64url'), kdfParams: vault.kdfParams });
+  const { changes } = await call<{ changes: { recordId: string; version: number; deleted: boolean; ciphertext: string | null }[] }>('GET', '/v1/vault/changes');
+  const next = await createEnvelope(PASSPHRASE);
+  const records = [];
+  for (const c of changes.filter((c) => !c.deleted)) {
+    const bookmark = await decryptBookmark(oldKey, Buffer.from(c.ciphertext!, 'base64url'));
+    records.push({ recordId: c.recordId, baseVersion: c.version, ciphertext: Buffer.from(await encryptBookmark(next.vaultKey, bookmark)).toString('base64url') });
+  }
+  const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url');
+  await call('POST', '/v1/vault/rotate', { expectedVersion: vault.version, wrappedKey: b64(next.wrappedKey), salt: b64(next.salt), kdfParams: next.kdfParams, records });
+}
+
+test("a key rotation on another device locks the page, keeps its unsent edit, and it syncs under the new key", async () => {
+  const a = await device();
+  await unlock(a, 'carol');
+  await a.fill('#url', 'https://example.org/kept');
+  await a.fill('#title', 'Before rotation');
+  await a.click('#add button');
+  await a.locator('#status', { hasText: 'Synced.' }).waitFor();
+
+  // A goes offline for pushes, and makes an edit it can't send.
+  await a.route('**/v1/vault/push', (route) => route.abort());
+  await a.fill('#url', 'https://example.org/offline');
+  await a.fill('#title', 'Made offline');
+  await a.click('#add button');
+  await a.locator('#status', { hasText: "can't be reached" }).waitFor();
+
+  // Another device rotates the key. A's next pull can't decrypt, sees the new keyVersion, and locks.
+  await rotateKeyElsewhere('carol');
+  await a.locator('#status', { hasText: 'The vault key was changed on another device' }).waitFor();
+  expect(await a.locator('#status').textContent()).toContain('1 unsynced change(s) are kept');
+  expect(await a.locator('#vault').isHidden()).toBe(true);
+
+  // Unlocked again (the passphrase opens the new envelope), A is back online: the kept edit goes
+  // out under the new key, with keyVersion 2, and both bookmarks show.
+  await a.unroute('**/v1/vault/push');
+  await a.fill('#passphrase', PASSPHRASE);
+  await a.click('#unlock');
+  await item(a, 'Before rotation').waitFor();
+  await item(a, 'Made offline').waitFor();
+  await a.locator('#status', { hasText: 'Synced.' }).waitFor();
+
+  // A second device opens the vault under the new key and sees both.
+  const b = await device();
+  await unlock(b, 'carol');
+  await item(b, 'Made offline').waitFor();
+  await item(b, 'Before rotation').waitFor();
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  const { rows } = await client
+    .query<{ key_version: number; live: number }>(`select v.key_version, (select count(*)::int from records r where r.vault_id = v.id and not r.deleted) as live from vaults v where v.user_id = 'dev:carol'`)
+    .finally(() => client.end());
+  expect(rows).toEqual([{ key_version: 2, live: 2 }]);
 });

@@ -54,7 +54,7 @@ export async function runTwoDeviceWalkthrough(em: EntityManager, userId: string,
   const sync = new SyncService(em);
   const passphrase = 'correct horse battery staple';
 
-  // A fresh demo every time, so `npm start` can be run again and again.
+  // A fresh demo every time, so `npm run walkthrough` can be run again and again.
   if (await sync.getVault(userId)) await sync.disableVault(userId);
 
   const created = await createEnvelope(passphrase);

@@ -1,5 +1,5 @@
 /**
- * The one place where vault-db's own tools (the schema check, `npm start`) open a plain `pg`
+ * The one place where vault-db's own tools (the schema check, `npm run walkthrough`) open a plain `pg`
  * connection from a URL, so connection options (TLS from the URL, timeouts) apply to all of them
  * alike. The ORM's connections get theirs from `createConfig`.
  *

@@ -3,6 +3,10 @@
  * examples/client-crypto.ts), and syncs bookmarks through the HTTP API. The server only ever sees
  * ciphertext. Keys and bookmarks live in memory only: a reload locks the vault again.
  *
+ * When another device rotates the vault key, a push is refused as `stale_key` (or a pulled record
+ * no longer decrypts and the vault's `keyVersion` has moved on): the page locks, keeps the edits it has not synced, and asks for the
+ * passphrase again; unlocking opens the new envelope and pulls everything again under the new key.
+ *
  * Conflicts are merged, never dropped: an edit that lost a race is re-applied field by field on
  * top of the server's version (fields this device did not change take the server's value, tags
  * are united); an edit of a record deleted elsewhere comes back as a new record.
@@ -18,6 +22,8 @@ const unb64 = (text: string) => Uint8Array.from(atob(text.replace(/-/g, '+').rep
 
 let token = '';
 let key: Key | null = null;
+/** The vault key version `key` belongs to (`VaultInfo.keyVersion`), sent with every push. */
+let keyVersion = 1;
 let cursor: string | null = null;
 const records = new Map<string, { version: number; bookmark: Bookmark | null }>();
 const pending = new Map<string, Pending>();
@@ -46,7 +52,8 @@ async function push(): Promise<void> {
     changes.push(p.next === null ? { recordId, baseVersion: p.baseVersion, deleted: true } : { recordId, baseVersion: p.baseVersion, ciphertext: b64(await encryptBookmark(key, p.next)) });
   }
   const sent = new Map(pending);
-  const { status: code, json } = await api('POST', '/v1/vault/push', { changes, cursor });
+  const { status: code, json } = await api('POST', '/v1/vault/push', { changes, cursor, keyVersion });
+  if (code === 409 && json.error?.code === 'stale_key') return relock();
   if (code !== 200) return;
   for (const a of json.applied as { recordId: string; version: number }[]) {
     records.set(a.recordId, { version: a.version, bookmark: sent.get(a.recordId)!.next });
@@ -69,7 +76,19 @@ async function pull(): Promise<void> {
     if (code === 410) { cursor = null; records.clear(); continue; }
     if (code !== 200 || !key) return;
     for (const c of json.changes as { recordId: string; version: number; deleted: boolean; ciphertext: string | null }[]) {
-      records.set(c.recordId, { version: c.version, bookmark: c.deleted || !c.ciphertext ? null : await decryptBookmark(key, unb64(c.ciphertext)) });
+      let bookmark: Bookmark | null = null;
+      if (!c.deleted && c.ciphertext) {
+        try {
+          bookmark = await decryptBookmark(key, unb64(c.ciphertext));
+        } catch {
+          // Not under this key: a rotation elsewhere re-encrypted it, or it is damaged.
+          const vault = await api('GET', '/v1/vault');
+          if (vault.status === 200 && vault.json.keyVersion !== keyVersion) return relock();
+          status(`Bookmark ${c.recordId} can't be decrypted with this vault key; it is left out.`);
+          continue;
+        }
+      }
+      records.set(c.recordId, { version: c.version, bookmark });
     }
     cursor = json.cursor;
     if (!json.hasMore) return;
@@ -80,10 +99,13 @@ async function sync(): Promise<void> {
   if (syncing || !key) return;
   syncing = true;
   try {
-    await push();
-    await pull();
+    // A push that can't reach the server must not stop the pull: reads may still get through.
+    const pushed = await push().then(() => true, () => false);
+    const pulled = key ? await pull().then(() => true, () => false) : true;
+    if (!key) return; // relocked: its message stays up
     render();
-    status(pending.size === 0 ? 'Synced.' : 'Syncing…');
+    if (!pushed || !pulled) status(`The server can't be reached; ${pending.size} unsynced change(s) are kept and sent when it answers.`);
+    else status(pending.size === 0 ? 'Synced.' : 'Syncing…');
   } finally {
     syncing = false;
   }
@@ -124,6 +146,19 @@ function render(): void {
   }
 }
 
+/**
+ * The vault key changed on another device: forget the key, keep the unsynced edits (they are
+ * plaintext here and get encrypted under the new key at the next push), and ask for the passphrase.
+ */
+function relock(): void {
+  clearInterval(timer);
+  key = null;
+  $('vault').classList.add('hidden');
+  $('login').classList.remove('hidden');
+  ($('passphrase') as HTMLInputElement).value = '';
+  status(`The vault key was changed on another device. Enter the passphrase to go on${pending.size > 0 ? `; ${pending.size} unsynced change(s) are kept` : ''}.`);
+}
+
 function change(id: string, next: Bookmark | null): void {
   const known = records.get(id);
   const waiting = pending.get(id);
@@ -148,15 +183,20 @@ $('login').addEventListener('submit', (event) => {
     try {
       if (vault.status === 404) {
         const env = await createEnvelope(passphrase);
-        await api('POST', '/v1/vault', { wrappedKey: b64(env.wrappedKey), salt: b64(env.salt), kdfParams: env.kdfParams });
+        const enabled = await api('POST', '/v1/vault', { wrappedKey: b64(env.wrappedKey), salt: b64(env.salt), kdfParams: env.kdfParams });
         key = env.vaultKey;
+        keyVersion = enabled.json.keyVersion;
       } else {
         key = await openEnvelope(passphrase, { wrappedKey: unb64(vault.json.wrappedKey), salt: unb64(vault.json.salt), kdfParams: vault.json.kdfParams });
+        keyVersion = vault.json.keyVersion;
       }
     } catch {
       status('Wrong passphrase.');
       return;
     }
+    // Everything is read again under this key (after a relock, what was read is under an old one).
+    cursor = null;
+    records.clear();
     $('login').classList.add('hidden');
     $('vault').classList.remove('hidden');
     await sync();
@@ -174,4 +214,3 @@ $('add').addEventListener('submit', (event) => {
 });
 
 $('lock').addEventListener('click', () => location.reload());
-void timer;

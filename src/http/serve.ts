@@ -1,5 +1,6 @@
 /**
- * `npm run serve`: the sync API as a standalone process under `@hono/node-server`.
+ * `npm start` (after building the page) and `npm run serve`: the sync API and the bookmark page as
+ * a standalone process under `@hono/node-server`.
  *
  * Reads PORT, HOST, DATABASE_URL, DIRECT_URL, AUTH_JWKS_URL, AUTH_ISSUER, AUTH_AUDIENCE,
  * AUTH_AUTHORIZED_PARTIES and CORS_ORIGINS (see serve-config.ts); a bad value stops it with one
@@ -48,7 +49,7 @@ async function main(): Promise<void> {
   }
   const migration = process.env.DIRECT_URL?.trim() ? await resolveMigrationUrl() : app;
   await checkDatabaseReachable(app);
-  await runMigrations({ url: migration.url, log: () => {} });
+  const migrated = await runMigrations({ url: migration.url, log: () => {} });
   const orm = await MikroORM.init(createConfig(app.url));
   const logger = pino({ level: process.env.LOG_LEVEL?.trim() || 'info' });
 
@@ -82,16 +83,22 @@ async function main(): Promise<void> {
     const host = info.family === 'IPv6' ? `[${info.address}]` : info.address;
     if (dev) console.log(`\n*** ${DEV_MODE_WARNING} ***\n*** Get a token: curl -X POST http://${host}:${info.port}/dev/token -d '{"user":"alice"}' ***\n`);
     console.log(`database: ${app.source === 'embedded' ? 'embedded PostgreSQL' : app.source} ${redactUrl(app.url)}`);
+    console.log(`migrations: ${migrated.applied.length} applied just now, ${migrated.previouslyApplied.length} before${migration.url === app.url ? '' : ` (through ${migration.source})`}`);
     console.log(`listening on http://${host}:${info.port} (API under /v1, OpenAPI at /v1/openapi.json${web ? ', the bookmark page at /' : '; no page: run npm run build:web'})`);
+    if (web) console.log(`open http://${host}:${info.port}/ in two browser windows: each is a device of the user you name. Ctrl-C stops.`);
   });
 
-  let stopping = false;
+  let stoppingSince = 0;
   const stop = (signal: string): void => {
-    if (stopping) {
+    if (stoppingSince) {
+      // One Ctrl-C reaches this process up to three times: the terminal signals the whole process
+      // group, and npm and tsx each relay it once more. Only a second signal after a pause is a
+      // person asking to stop without waiting.
+      if (Date.now() - stoppingSince < 1_000) return;
       console.error(`${signal} again: exiting without waiting.`);
       process.exit(1);
     }
-    stopping = true;
+    stoppingSince = Date.now();
     console.log(`${signal}: finishing in-flight requests, then stopping.`);
     // close() stops accepting and waits for open requests; idle keep-alive sockets would hold it open.
     server.close(() => {

@@ -1,5 +1,5 @@
 /**
- * The schema check behind `npm run schema:validate` and the status of `npm start`. Read-only: it
+ * The schema check behind `npm run schema:validate` and the status of `npm run walkthrough`. Read-only: it
  * writes no file and changes nothing in the database it checks; the only thing it creates is a
  * scratch database on the same server, which it drops again.
  *

@@ -63,15 +63,15 @@ describe('one server per data dir, shared by its users', () => {
     expect(await readdir(path.join(dataDir, 'vault-db', 'users'))).toEqual([]);
   });
 
-  test('npm start does not stop the server under another process that uses it (say, npm test)', async () => {
+  test('npm run walkthrough does not stop the server under another process that uses it (say, npm test)', async () => {
     const dataDir = await newDataDir();
     const port = await freePort(PORTS);
     const tests = await startUser({ dataDir, port }, 'hold');
     try {
-      const start = await runCli('npm', ['start'], { VAULT_DB_DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(port) }, 120_000);
+      const start = await runCli('npm', ['run', 'walkthrough'], { VAULT_DB_DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(port) }, 120_000);
       expect(start.code, start.stderr).toBe(0);
       expect(start.stdout).toContain('embedded PostgreSQL');
-      expect(running(started(tests).pid), 'npm start left the server running').toBe(true);
+      expect(running(started(tests).pid), 'the walkthrough left the server running').toBe(true);
       expect(await queryOne<{ one: number }>(started(tests).url, 'select 1 as one')).toEqual({ one: 1 });
     } finally {
       await release(tests);

@@ -116,7 +116,7 @@ describe('the process', () => {
     expect((await fetch(`${base}/dev/token`, { method: 'POST', body: JSON.stringify({ user: 'no spaces allowed' }) })).status).toBe(400);
   });
 
-  test('SIGTERM finishes the request in flight, then exits 0', async () => {
+  test('SIGTERM, even repeated at once, finishes the request in flight, then exits 0', async () => {
     const { token } = (await (await fetch(`${base}/dev/token`, { method: 'POST', body: JSON.stringify({ user: 'alice' }) })).json()) as { token: string };
     const holder = new pg.Client({ connectionString: db.url });
     await holder.connect();
@@ -131,6 +131,8 @@ describe('the process', () => {
         await new Promise((r) => setTimeout(r, 50));
       }
       const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      // Twice at once, as one Ctrl-C arrives under npm start (the terminal's, then npm's and tsx's relays).
+      child.kill('SIGTERM');
       child.kill('SIGTERM');
       // The server has taken the signal (and stopped accepting) while the push still waits.
       while (!output.includes('SIGTERM: finishing')) await new Promise((r) => setTimeout(r, 50));

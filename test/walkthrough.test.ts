@@ -1,5 +1,5 @@
 /**
- * `npm start` (examples/start.ts) as a user runs it: it migrates and reports the same database,
+ * `npm run walkthrough` (examples/walkthrough.ts) as a user runs it: it migrates and reports the same database,
  * refuses in one line when DIRECT_URL and DATABASE_URL are different databases, gives no false
  * drift when DATABASE_URL is the application role, and its walkthrough never writes into the
  * database it reports on.
@@ -25,7 +25,7 @@ async function database(migrate = false): Promise<TestDatabase> {
 }
 
 function start(env: Record<string, string>): Promise<CliResult> {
-  return runCli('npx', ['tsx', 'examples/start.ts'], env, 180_000);
+  return runCli('npx', ['tsx', 'examples/walkthrough.ts'], env, 180_000);
 }
 
 async function query<T extends object>(url: string, sql: string): Promise<T[]> {
@@ -52,7 +52,7 @@ beforeAll(async () => {
   main = await database();
 });
 
-describe.concurrent('npm start', () => {
+describe.concurrent('npm run walkthrough', () => {
   test('migrates and checks DATABASE_URL; the walkthrough runs in a database of its own, dropped afterwards', async ({ expect }) => {
     const result = await start({ DATABASE_URL: main.url });
     expect(result.code, result.stderr).toBe(0);

@@ -1,6 +1,6 @@
 /**
- * `npm start`: brings the database to the current schema, checks it, prints its status, and runs
- * the two-device walkthrough in a database of its own.
+ * `npm run walkthrough`: brings the database to the current schema, checks it, prints its status,
+ * and runs the two-device walkthrough in a database of its own.
  *
  * - The database is `DATABASE_URL`, or the embedded PostgreSQL when it is unset. Migrations go
  *   through `DIRECT_URL` when it is set; then both must reach the same database (asked of the
@@ -32,7 +32,7 @@ import { runTwoDeviceWalkthrough } from './two-devices.js';
 const DEMO_USER = 'user_demo_walkthrough';
 
 async function main(): Promise<number> {
-  // npm start is the development walkthrough: with no DATABASE_URL it asks for the embedded server.
+  // The walkthrough is a development tool: with no DATABASE_URL it asks for the embedded server.
   const app = await resolveDatabaseUrlOrEmbedded();
   const migration = await resolveMigrationUrlOrEmbedded();
   const serverVersion = await checkDatabaseReachable(app);
@@ -78,7 +78,7 @@ async function assertSameDatabase(app: DatabaseTarget, migration: DatabaseTarget
   if (!sameDatabase(a, b)) {
     throw new ConfigurationError(
       `${migration.source} (${describeLocation(migration.url)}) and ${app.source} (${describeLocation(app.url)}) are different databases; ` +
-        `npm start migrates through ${migration.source} and reports on ${app.source}, so point both at the same database.`,
+        `npm run walkthrough migrates through ${migration.source} and reports on ${app.source}, so point both at the same database.`,
     );
   }
 }
