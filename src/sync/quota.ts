@@ -56,15 +56,17 @@ export class VaultUsage {
    */
   check(): void {
     const over: RuleViolation[] = [];
+    // When a vault ends above a limit and above where it started, its last growing write left it
+    // at least that large, so above the limit: add() recorded a crossing, and it is never null here.
     if (this.records > this.limits.maxVaultRecords && this.records > this.start.recordCount) {
       over.push({
-        ...(this.recordsCrossedAt ?? { path: '(vault)' }),
+        ...this.recordsCrossedAt!,
         rule: `the vault would hold ${this.records} live records; maxVaultRecords is ${this.limits.maxVaultRecords}`,
       });
     }
     if (this.bytes > this.limits.maxVaultBytes && this.bytes > this.start.storedBytes) {
       over.push({
-        ...(this.bytesCrossedAt ?? { path: '(vault)' }),
+        ...this.bytesCrossedAt!,
         rule: `the vault would hold ${this.bytes} bytes of live ciphertext; maxVaultBytes is ${this.limits.maxVaultBytes}`,
       });
     }

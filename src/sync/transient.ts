@@ -45,10 +45,10 @@ const POOL_MESSAGES = [
   'timeout exceeded when trying to connect',
   'Cannot use a pool after calling end on the pool',
 ];
-const POOL_ERROR_NAMES = new Set(['KnexTimeoutError']);
+const POOL_ERROR_NAMES: ReadonlySet<unknown> = new Set(['KnexTimeoutError']);
 
 /** Node's codes for a connection that could not be made or was cut; no statement completed. */
-const NETWORK_ERROR_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+const NETWORK_ERROR_CODES: ReadonlySet<unknown> = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 /**
  * The retry hint of a call that found the pool exhausted, in ms: a pool stays full for about as
@@ -74,8 +74,9 @@ function sanitize(error: unknown): Error {
   // MikroORM's message is "<sql with parameters> - <server message>\n - detail: <detail>". The
   // detail of a check or not-null violation quotes the failing row (ciphertext included), so only
   // the first line's server message is kept.
-  const firstLine = typeof e.message === 'string' ? (e.message.split('\n')[0] ?? '') : '';
-  const serverMessage = e.routine !== undefined ? (firstLine.split(' - ').at(-1) ?? '') : '';
+  // split() always returns a first and a last element; String() only tells the type checker so.
+  const firstLine = typeof e.message === 'string' ? String(e.message.split('\n')[0]) : '';
+  const serverMessage = e.routine !== undefined ? String(firstLine.split(' - ').at(-1)) : '';
   const parts = [
     e.code ? `SQLSTATE/code ${e.code}` : (e.name ?? 'Error'),
     e.constraint ? `constraint ${e.constraint}` : '',
@@ -107,15 +108,15 @@ export function classifyFailure(error: unknown): unknown {
     const code = (e as { code?: unknown }).code;
     const name = (e as { name?: unknown }).name;
     const text = (e as { message?: unknown }).message;
-    if ((typeof name === 'string' && POOL_ERROR_NAMES.has(name)) || (typeof text === 'string' && POOL_MESSAGES.some((m) => text.includes(m)))) {
+    if (POOL_ERROR_NAMES.has(name) || (typeof text === 'string' && POOL_MESSAGES.some((m) => text.includes(m)))) {
       return new TransientError(
         'No database connection was free in time (the pool is busy); nothing was sent to the database, and re-sending the call is safe.',
         sanitize(error),
         { retryAfterMs: POOL_RETRY_AFTER_MS },
       );
     }
-    if (typeof code === 'string' && NETWORK_ERROR_CODES.has(code)) {
-      return new TransientError(`The database connection failed (${code}); the call applied completely or not at all, and re-sending it is safe.`, sanitize(error));
+    if (NETWORK_ERROR_CODES.has(code)) {
+      return new TransientError(`The database connection failed (${String(code)}); the call applied completely or not at all, and re-sending it is safe.`, sanitize(error));
     }
     if (typeof code === 'string' && Object.hasOwn(RETRYABLE_SQLSTATES, code)) {
       return new TransientError(`The database call failed because ${RETRYABLE_SQLSTATES[code]}; it applied completely or not at all, and re-sending it is safe.`, sanitize(error));

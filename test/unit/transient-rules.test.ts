@@ -174,6 +174,12 @@ describe('edge shapes found by the quick mutation run', () => {
     expect(classifyFailure(numeric)).toBe(numeric);
   });
 
+  test('a failure with neither a code nor a name is named "Error" in the sanitized cause', () => {
+    const error = transient({ message: 'Knex: Timeout acquiring a connection. The pool is probably full.' });
+    expect(error.retryAfterMs).toBe(POOL_RETRY_AFTER_MS);
+    expect(causeOf(error)).toEqual({ message: 'Error', name: 'DatabaseFailure', code: undefined });
+  });
+
   test('a driver error without a message is still sanitized', () => {
     const error = classifyFailure({ code: '23505', routine: 'x' });
     expect(error).toBeInstanceOf(DatabaseError);
