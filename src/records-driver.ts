@@ -23,8 +23,8 @@
  * @module
  */
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
-import { VaultRecord } from './entities/vault-record.js';
 import { OptimisticLockError, type EntityData, type EntityProperty, type FilterQuery, type FindOptions, type NativeInsertUpdateManyOptions, type QueryResult } from '@mikro-orm/core';
+import { VaultRecord } from './entities/vault-record.js';
 
 /** The entity whose batches take the fast path. */
 const RECORDS = VaultRecord.name;

@@ -44,6 +44,6 @@ class VaultDbKeyRotation {
   }
 }
 
-// Exported as `KeyRotation`; the class itself is named VaultDbKeyRotation because MikroORM names an entity after
-// its class, and an app's own `KeyRotation` entity in the same ORM would otherwise collide with this one.
+// Exported as `KeyRotation`. MikroORM names an entity after its class, so the class is VaultDbKeyRotation:
+// an app's own `KeyRotation` entity can then share an ORM with this one.
 export { VaultDbKeyRotation as KeyRotation };

@@ -56,6 +56,6 @@ class VaultDbStagedRecord {
   }
 }
 
-// Exported as `StagedRecord`; the class itself is named VaultDbStagedRecord because MikroORM names an entity after
-// its class, and an app's own `StagedRecord` entity in the same ORM would otherwise collide with this one.
+// Exported as `StagedRecord`. MikroORM names an entity after its class, so the class is VaultDbStagedRecord:
+// an app's own `StagedRecord` entity can then share an ORM with this one.
 export { VaultDbStagedRecord as StagedRecord };

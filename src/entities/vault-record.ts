@@ -99,6 +99,6 @@ class VaultDbVaultRecord {
   }
 }
 
-// Exported as `VaultRecord`; the class itself is named VaultDbVaultRecord because MikroORM names an entity after
-// its class, and an app's own `VaultRecord` entity in the same ORM would otherwise collide with this one.
+// Exported as `VaultRecord`. MikroORM names an entity after its class, so the class is VaultDbVaultRecord:
+// an app's own `VaultRecord` entity can then share an ORM with this one.
 export { VaultDbVaultRecord as VaultRecord };

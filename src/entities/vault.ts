@@ -141,6 +141,6 @@ class VaultDbVault {
   }
 }
 
-// Exported as `Vault`; the class itself is named VaultDbVault because MikroORM names an entity after
-// its class, and an app's own `Vault` entity in the same ORM would otherwise collide with this one.
+// Exported as `Vault`. MikroORM names an entity after its class, so the class is VaultDbVault:
+// an app's own `Vault` entity can then share an ORM with this one.
 export { VaultDbVault as Vault };
