@@ -5,7 +5,8 @@
  * Reads PORT, HOST, DATABASE_URL, DIRECT_URL, AUTH_JWKS_URL, AUTH_ISSUER, AUTH_AUDIENCE,
  * AUTH_AUTHORIZED_PARTIES and CORS_ORIGINS (see serve-config.ts); a bad value stops it with one
  * line. With no DATABASE_URL it starts the embedded PostgreSQL. It migrates (through DIRECT_URL
- * when set), serves, and on SIGINT or SIGTERM stops accepting, finishes in-flight requests,
+ * when set), checks that it has the claim key (VAULT_DB_CLAIM_KEY, or the owner's right to read
+ * it), serves, and on SIGINT or SIGTERM stops accepting, finishes in-flight requests,
  * closes the pool and leaves the embedded server. Without AUTH_JWKS_URL it runs in local dev mode.
  *
  * @module
@@ -21,6 +22,7 @@ import { checkDatabaseReachable, redactUrl, resolveMigrationUrl, type DatabaseTa
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../embedded-postgres.js';
 import { VaultDbError } from '../errors.js';
 import { runMigrations } from '../migrate.js';
+import { CLAIM_KEY_ENV, readClaimKey } from '../sync/claim-key.js';
 import { SyncService } from '../sync/sync-service.js';
 import { createSyncApp } from './app.js';
 import { createJwtAuth } from './auth.js';
@@ -51,6 +53,12 @@ async function main(): Promise<void> {
   await checkDatabaseReachable(app);
   const migrated = await runMigrations({ url: migration.url, log: () => {} });
   const orm = await MikroORM.init(createConfig(app.url));
+  // Without VAULT_DB_CLAIM_KEY the service reads the key from the database, which only the owner
+  // may. As the application role every request would then fail: refuse to start instead, in one line.
+  if (!process.env[CLAIM_KEY_ENV]?.trim()) await readClaimKey(orm.em.fork()).catch(async (error: unknown) => {
+    await orm.close(true);
+    throw error;
+  });
   const logger = pino({ level: process.env.LOG_LEVEL?.trim() || 'info' });
 
   const dev = config.auth.mode === 'dev' ? await createDevAuth() : undefined;

@@ -1,7 +1,8 @@
 /**
  * The standalone server: its configuration refuses bad values in one line (dev mode only on
  * loopback and never with a JWKS), and the real process, in dev mode on the test database, serves
- * the API over TCP and on SIGTERM finishes a request still in flight before it exits.
+ * the API over TCP and on SIGTERM finishes a request still in flight before it exits. As the
+ * application role without the claim key it refuses to start.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -11,6 +12,7 @@ import pg from 'pg';
 import { ConfigurationError } from '../../src/errors.js';
 import { readServeConfig } from '../../src/http/serve-config.js';
 import { toBase64Url } from '../../src/http/codec.js';
+import { createAppRole } from '../support/app-role.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { envelopeBody } from './support.js';
 
@@ -144,6 +146,26 @@ describe('the process', () => {
       expect(output).toContain('stopped.');
     } finally {
       await holder.end();
+    }
+  });
+
+  test('as the application role without VAULT_DB_CLAIM_KEY it refuses to start, in one line naming it', async () => {
+    const role = await createAppRole(db);
+    try {
+      const run = spawn(process.execPath, ['--import', 'tsx', 'src/http/serve.ts'], {
+        cwd: ROOT,
+        env: { ...process.env, PORT: '0', DATABASE_URL: role.url, DIRECT_URL: db.url, VAULT_DB_CLAIM_KEY: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      run.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      run.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const code = await new Promise<number | null>((r) => run.once('exit', r));
+      expect(code, out).toBe(1);
+      expect(out).not.toContain('listening on');
+      expect(out.trim().split('\n')).toEqual([expect.stringMatching(/^vault-db serve: .*VAULT_DB_CLAIM_KEY/)]);
+    } finally {
+      await role.drop();
     }
   });
 
