@@ -171,7 +171,7 @@ async function rotateKeyElsewhere(user: string): Promise<void> {
   await call('POST', '/v1/vault/rotate', { expectedVersion: vault.version, wrappedKey: b64(next.wrappedKey), salt: b64(next.salt), kdfParams: next.kdfParams, records });
 }
 
-test("a key rotation on another device locks the page, keeps its unsent edit, and it syncs under the new key", async () => {
+test('a key rotation on another device locks the page (by its refused push, or by what it pulls), keeps its unsent edit, and it syncs under the new key', async () => {
   const a = await device();
   await unlock(a, 'carol');
   await a.fill('#url', 'https://example.org/kept');
@@ -179,29 +179,43 @@ test("a key rotation on another device locks the page, keeps its unsent edit, an
   await a.click('#add button');
   await a.locator('#status', { hasText: 'Synced.' }).waitFor();
 
-  // A goes offline for pushes, and makes an edit it can't send.
-  await a.route('**/v1/vault/push', (route) => route.abort());
+  // A loses the server, and makes an edit it can't send.
+  const isPush = (url: URL) => url.pathname === '/v1/vault/push';
+  const isPull = (url: URL) => url.pathname === '/v1/vault/changes';
+  await a.route(isPush, (route) => route.abort());
+  await a.route(isPull, (route) => route.abort());
   await a.fill('#url', 'https://example.org/offline');
   await a.fill('#title', 'Made offline');
   await a.click('#add button');
   await a.locator('#status', { hasText: "can't be reached" }).waitFor();
 
-  // Another device rotates the key. A's next pull can't decrypt, sees the new keyVersion, and locks.
+  // Another device rotates the key. A's pushes get through again (its pulls still don't): the
+  // push, made under key version 1, is refused as stale_key, and the page locks.
   await rotateKeyElsewhere('carol');
+  await a.unroute(isPush);
   await a.locator('#status', { hasText: 'The vault key was changed on another device' }).waitFor();
   expect(await a.locator('#status').textContent()).toContain('1 unsynced change(s) are kept');
   expect(await a.locator('#vault').isHidden()).toBe(true);
 
-  // Unlocked again (the passphrase opens the new envelope), A is back online: the kept edit goes
-  // out under the new key, with keyVersion 2, and both bookmarks show.
-  await a.unroute('**/v1/vault/push');
+  // Unlocked again (the passphrase opens the new envelope) and fully online: the kept edit goes
+  // out under the new key, and both bookmarks show.
+  await a.unroute(isPull);
   await a.fill('#passphrase', PASSPHRASE);
   await a.click('#unlock');
   await item(a, 'Before rotation').waitFor();
   await item(a, 'Made offline').waitFor();
   await a.locator('#status', { hasText: 'Synced.' }).waitFor();
 
-  // A second device opens the vault under the new key and sees both.
+  // A second rotation while A only pulls: the re-encrypted records don't decrypt, GET /v1/vault
+  // shows key version 3, and the page locks again; the passphrase opens it under the new key.
+  await rotateKeyElsewhere('carol');
+  await a.locator('#status', { hasText: 'The vault key was changed on another device' }).waitFor();
+  await a.fill('#passphrase', PASSPHRASE);
+  await a.click('#unlock');
+  await item(a, 'Made offline').waitFor();
+  await a.locator('#status', { hasText: 'Synced.' }).waitFor();
+
+  // A second device opens the vault under the newest key and sees both.
   const b = await device();
   await unlock(b, 'carol');
   await item(b, 'Made offline').waitFor();
@@ -211,5 +225,5 @@ test("a key rotation on another device locks the page, keeps its unsent edit, an
   const { rows } = await client
     .query<{ key_version: number; live: number }>(`select v.key_version, (select count(*)::int from records r where r.vault_id = v.id and not r.deleted) as live from vaults v where v.user_id = 'dev:carol'`)
     .finally(() => client.end());
-  expect(rows).toEqual([{ key_version: 2, live: 2 }]);
+  expect(rows).toEqual([{ key_version: 3, live: 2 }]);
 });
