@@ -6,56 +6,34 @@
  * holds only ciphertext. And a key rotation by another device locks the page without losing the
  * edit it could not send yet.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import pg from 'pg';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { createEnvelope, decryptBookmark, encryptBookmark, openEnvelope } from '../examples/client-crypto.js';
+import { startNpmStart, type NpmStart } from '../scripts/npm-start-process.js';
 import type { KdfParams } from '../src/envelope.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/database.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const PASSPHRASE = 'correct horse battery staple';
 let db: TestDatabase;
-let server: ChildProcess;
+let server: NpmStart | undefined;
 let browser: Browser;
 let base = '';
-let output = '';
 
 beforeAll(async () => {
   db = await createTestDatabase({ migrate: false });
-  // npm start exactly as a person runs it; its own process group, so the signal reaches npm and the server.
-  server = spawn('npm', ['start'], {
-    cwd: ROOT,
-    env: { ...process.env, DATABASE_URL: db.url, PORT: '0', HOST: '127.0.0.1', DIRECT_URL: '', AUTH_JWKS_URL: '', AUTH_ISSUER: '', AUTH_AUDIENCE: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  server.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  server.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  for (;;) {
-    const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
-    if (m) {
-      base = m[1]!;
-      break;
-    }
-    if (server.exitCode !== null) throw new Error(`serve exited: ${output}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  expect(output).toContain('the bookmark page at /');
+  server = await startNpmStart({ ...process.env, DATABASE_URL: db.url, PORT: '0', HOST: '127.0.0.1', DIRECT_URL: '', AUTH_JWKS_URL: '', AUTH_ISSUER: '', AUTH_AUDIENCE: '' }, ROOT);
+  base = server.base;
+  expect(server.output()).toContain('the bookmark page at /');
   browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
 });
 
 afterAll(async () => {
   await browser?.close();
-  if (server?.pid && server.exitCode === null) {
-    const closed = new Promise((r) => server.once('close', r));
-    process.kill(-server.pid, 'SIGTERM');
-    await closed;
-    expect(output).toContain('stopped.');
-  }
+  if (server) expect(await server.stop()).toContain('stopped.');
   await db?.drop();
 });
 

@@ -5,15 +5,8 @@
  * pushes and pulls a record with a dev-mode token, then sends SIGTERM, after which the server must
  * finish and say `stopped.`. Prints `npm start: ok` or throws.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-
-const child = spawn('npm', ['start'], { env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-let output = '';
-child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-// 'close' comes once every process holding the output has exited: npm and the server under it.
-const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+import { startNpmStart, type NpmStart } from './npm-start-process.js';
 
 const b64url = (bytes: Buffer) => bytes.toString('base64url');
 
@@ -23,16 +16,8 @@ async function expectOk(res: Response, what: string): Promise<unknown> {
   return body.startsWith('{') ? JSON.parse(body) : body;
 }
 
-async function main(): Promise<void> {
-  const deadline = Date.now() + 180_000;
-  let base = '';
-  while (!base) {
-    base = /listening on (http:\/\/[^\s]+:\d+)/.exec(output)?.[1] ?? '';
-    if (child.exitCode !== null) throw new Error(`npm start exited with ${child.exitCode} before listening:\n${output}`);
-    if (Date.now() > deadline) throw new Error(`npm start printed no URL in 180 s:\n${output}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-
+async function check(server: NpmStart): Promise<void> {
+  const { base } = server;
   const health = (await expectOk(await fetch(`${base}/v1/health`), 'GET /v1/health')) as { database?: string };
   if (health.database !== 'ok') throw new Error(`GET /v1/health: ${JSON.stringify(health)}`);
   const page = (await expectOk(await fetch(`${base}/`), 'GET /')) as string;
@@ -50,14 +35,16 @@ async function main(): Promise<void> {
 
   // As a terminal's Ctrl-C or a supervisor would: the signal to the whole process group. npm
   // itself then ends by the signal; the server must finish cleanly ("stopped." comes only then).
-  process.kill(-child.pid!, 'SIGTERM');
-  await closed;
-  if (!output.includes('stopped.')) throw new Error(`npm start did not stop cleanly after SIGTERM:\n${output}`);
+  if (!(await server.stop()).includes('stopped.')) throw new Error(`npm start did not stop cleanly after SIGTERM:\n${server.output()}`);
   console.log(`npm start: ok (${base}; health, page, enable, push, pull, SIGTERM)`);
 }
 
-main().catch((error: unknown) => {
+const server = await startNpmStart({ ...process.env, PORT: '0' }).catch((error: unknown) => {
   console.error(error instanceof Error ? error.message : error);
-  if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
+  process.exit(1);
+});
+await check(server).catch(async (error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  await server.stop('SIGKILL');
   process.exit(1);
 });
