@@ -23,8 +23,9 @@ export default defineConfig({
     // test/envelope.test.ts predates test/unit but needs no database either.
     include: quick ? ['test/unit/**/*.test.ts', 'test/envelope.test.ts'] : base.test?.include,
     globalSetup: quick ? [] : base.test?.globalSetup,
-    // The unit tests import no migration, so the quick run skips tsx's start-up in every worker.
-    setupFiles: quick ? [] : ['test/support/register-tsx.ts'],
+    // The unit tests import no migration, so the quick run skips tsx's start-up in every worker;
+    // it re-evaluates src/ for each test file instead, so static mutants always take effect.
+    setupFiles: quick ? ['test/support/stryker-fresh-modules.ts'] : ['test/support/register-tsx.ts'],
     isolate: quick ? false : base.test?.isolate,
   },
 });
