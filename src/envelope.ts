@@ -31,6 +31,11 @@ const saltLength = z.number().int().min(SALT_BYTES.min).max(SALT_BYTES.max);
 export const PBKDF2_ITERATIONS = { min: 600_000, max: 2_000_000 } as const;
 const pbkdf2Iterations = z.number().int().min(PBKDF2_ITERATIONS.min).max(PBKDF2_ITERATIONS.max);
 
+// Stryker disable ObjectLiteral: emptying a KDF schema's shape makes the module fail to import
+// (z.discriminatedUnion throws when an option lacks the `algorithm` key), which every envelope test
+// would show; Stryker's vitest runner 9.6.1 counts a test file that fails to import as zero tests
+// run, so as a survivor.
+
 /** zod schema of {@link Pbkdf2Params}: the ticket's exact shape. */
 export const pbkdf2ParamsSchema = z
   .object({
@@ -62,8 +67,10 @@ export const argon2idParamsSchema = z
     saltLength,
   })
   .strict();
+// Stryker restore ObjectLiteral
 
 /** zod schema of {@link KdfParams}: a discriminated union on `algorithm`. */
+// Stryker disable next-line StringLiteral: another key fails the import, as above
 export const kdfParamsSchema = z.discriminatedUnion('algorithm', [pbkdf2ParamsSchema, argon2idParamsSchema, legacyPbkdf2ParamsSchema]);
 
 /**
@@ -108,12 +115,14 @@ export type KdfParams = Pbkdf2Params | Argon2idParams | LegacyPbkdf2Params;
 // interfaces, so they stay assignable to Record<string, unknown>). These lines fail to compile if
 // a schema and its type ever drift apart.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const schemasMatchTypes: [
+type SchemasMatchTypes = [
   Same<z.infer<typeof pbkdf2ParamsSchema>, Pbkdf2Params>,
   Same<z.infer<typeof argon2idParamsSchema>, Argon2idParams>,
   Same<z.infer<typeof legacyPbkdf2ParamsSchema>, LegacyPbkdf2Params>,
   Same<z.infer<typeof kdfParamsSchema>, KdfParams>,
-] = [true, true, true, true];
+];
+// Stryker disable next-line ArrayDeclaration,BooleanLiteral: a compile-time check; nothing reads the value
+const schemasMatchTypes: SchemasMatchTypes = [true, true, true, true];
 void schemasMatchTypes;
 
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, { message: 'must be a Uint8Array' });
@@ -147,11 +156,11 @@ export interface KeyEnvelope {
 }
 
 /** Turns zod issues into {@link RuleViolation}s, prefixing each path. */
-export function toViolations(error: z.ZodError, prefix?: string, recordId?: string): RuleViolation[] {
-  return error.issues.map((issue) => {
-    const path = [prefix, ...issue.path].filter((p) => p !== undefined && p !== '').join('.') || '(input)';
-    return recordId === undefined ? { path, rule: issue.message } : { path, rule: issue.message, recordId };
-  });
+export function toViolations(error: z.ZodError, prefix?: string): RuleViolation[] {
+  return error.issues.map((issue) => ({
+    path: (prefix ? [prefix, ...issue.path] : issue.path).join('.') || '(input)',
+    rule: issue.message,
+  }));
 }
 
 /**

@@ -183,12 +183,14 @@ describe('sizes', () => {
     expectRejected(input, 'kdfParams.saltLength');
   });
 
-  test('a salt over 64 bytes is rejected', () => {
-    expectRejected({ wrappedKey: new Uint8Array(40), salt: new Uint8Array(65), kdfParams: { ...pbkdf2, saltLength: 65 } }, 'salt');
+  test('a salt over 64 bytes is rejected, with the bounds in the rule', () => {
+    const error = expectRejected({ wrappedKey: new Uint8Array(40), salt: new Uint8Array(65), kdfParams: { ...pbkdf2, saltLength: 65 } }, 'salt');
+    expect(error.violations).toContainEqual({ path: 'salt', rule: 'must be 16 to 64 bytes' });
   });
 
-  test.each([0, 31, 513])('a wrapped key of %i bytes is rejected', (size) => {
-    expectRejected({ ...envelope(), wrappedKey: new Uint8Array(size) }, 'wrappedKey');
+  test.each([0, 31, 513])('a wrapped key of %i bytes is rejected, with the bounds in the rule', (size) => {
+    const error = expectRejected({ ...envelope(), wrappedKey: new Uint8Array(size) }, 'wrappedKey');
+    expect(error.violations).toEqual([{ path: 'wrappedKey', rule: 'must be 32 to 512 bytes' }]);
   });
 
   test.each([
@@ -211,6 +213,10 @@ describe('reporting', () => {
     const error = rejection(withKdf({ ...pbkdf2, iterations: 1 }), 'envelope');
     expect(error.violations).toEqual([{ path: 'envelope.kdfParams.iterations', rule: expect.any(String) }]);
     expect(error.message).toContain('envelope.kdfParams.iterations:');
+  });
+
+  test('an empty prefix is no prefix', () => {
+    expect(rejection(withKdf({ ...pbkdf2, iterations: 1 }), '').violations.map((v) => v.path)).toEqual(['kdfParams.iterations']);
   });
 
   test('every broken rule is reported, not only the first', () => {

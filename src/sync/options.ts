@@ -45,7 +45,6 @@ function positiveInteger(max: number, unit = ''): z.ZodType<number> {
 }
 
 function describe(value: unknown): string {
-  if (value === undefined) return 'undefined';
   if (value === null) return 'null';
   if (typeof value === 'number') return String(value);
   if (typeof value === 'string') return `the string ${JSON.stringify(value.slice(0, 20))}`;
