@@ -208,6 +208,37 @@ describe('bad input and limits', () => {
     expect((error as Error).message).toMatch(/stage 5 records; maxVaultRecords is 4/);
     expect(await stagedCount(user)).toBe(3);
   });
+  test('the staged set may reach the quota exactly, in records and in bytes; a byte more is refused by the byte rule alone', async () => {
+    const sync = new SyncService(ctx.db.orm.em, { limits: { maxVaultRecords: 5, maxVaultBytes: 160 } });
+    const user = await vault();
+    const { rotationId } = await sync.beginKeyRotation(user, { expectedVersion: 1 });
+    // The three live records of 40 bytes and one more: 4 records, 160 bytes, the byte quota exactly.
+    const atQuota = [...(await reencrypt(user)), { recordId: 'x1', baseVersion: 1, ciphertext: bytes(40) }];
+    expect(await sync.stageKeyRotation(user, { rotationId, records: atQuota })).toEqual({ staged: 4 });
+    // A fifth record reaches the record quota exactly, and its one byte is one too many.
+    const error = await rejectionOf(sync.stageKeyRotation(user, { rotationId, records: [{ recordId: 'x2', baseVersion: 1, ciphertext: bytes(1) }] }));
+    expect(error).toBeInstanceOf(LimitExceededError);
+    expect((error as LimitExceededError).violations).toEqual([{ path: 'records', rule: 'the rotation would stage 161 bytes; maxVaultBytes is 160' }]);
+    expect(await stagedCount(user)).toBe(4);
+  });
+
+  test('a commit may not grow the vault past its byte quota, and may reach it exactly', async () => {
+    const user = await vault();
+    // Staged with the default limits: the three live records (3 x 48 bytes stored) at 100 bytes each.
+    const records = (await reencrypt(user)).map((r) => ({ ...r, ciphertext: bytes(100) }));
+    const { rotationId } = await ctx.sync.beginKeyRotation(user, { expectedVersion: 1 });
+    await ctx.sync.stageKeyRotation(user, { rotationId, records });
+    const before = await digest();
+
+    const tight = new SyncService(ctx.db.orm.em, { limits: { maxVaultBytes: 299 } });
+    const error = await rejectionOf(tight.commitKeyRotation(user, { rotationId, expectedVersion: 1, ...envelope() }));
+    expect(error).toBeInstanceOf(LimitExceededError);
+    expect((error as LimitExceededError).violations).toEqual([{ path: 'records', rule: 'the vault would hold 300 bytes of live ciphertext; maxVaultBytes is 299' }]);
+    expect(await digest()).toEqual(before);
+
+    const exact = new SyncService(ctx.db.orm.em, { limits: { maxVaultBytes: 300 } });
+    expect(await exact.commitKeyRotation(user, { rotationId, expectedVersion: 1, ...envelope() })).toMatchObject({ keyVersion: 2 });
+  });
 });
 
 test('a 20,000-record vault rotates within the per-call limits (which one rotateKey call can\'t)', { timeout: 240_000 }, async () => {
