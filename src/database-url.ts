@@ -124,13 +124,13 @@ function describeTarget(target: DatabaseTarget): string {
     : `${target.source} (${redactUrl(target.url)})`;
 }
 
-
 /**
  * The rest of the one line that {@link checkDatabaseReachable} prints after naming the URL: what
  * went wrong and what to change. TLS problems each get their own line, since "SSL error" alone
- * leaves a user guessing between the URL, the CA file and the server.
+ * leaves a user guessing between the URL, the CA file and the server. Exported for its unit test
+ * (test/unit/connect-errors.test.ts), not from the package.
  */
-function explainConnectError(error: unknown): string {
+export function explainConnectError(error: unknown): string {
   const e = error as { code?: string; message?: string };
   const message = e.message ?? String(error);
   const tls = explainTlsFailure(error);
