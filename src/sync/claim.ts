@@ -113,7 +113,10 @@ export interface ClaimCheck {
 /** Null when the database accepted the claim for `userId`, otherwise why it did not. */
 export function claimRejection(row: ClaimCheck | undefined, userId: string): ClaimRejection | null {
   if (row?.verified === userId) return null;
-  const skewSeconds = Math.round((row?.db_now ?? 0) - Date.now() / 1000);
+  // The claim statements always yield a row; were one missing, its absent clock would have been
+  // read as decades of skew, and the clocks blamed.
+  if (!row) return { kind: 'key' };
+  const skewSeconds = Math.round(row.db_now - Date.now() / 1000);
   return Math.abs(skewSeconds) >= SKEW_WORTH_NAMING_SECONDS ? { kind: 'clock', skewSeconds } : { kind: 'key' };
 }
 
