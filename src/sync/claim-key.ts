@@ -24,8 +24,11 @@ const NO_READ_RIGHT =
   `SyncService has no claim key and this database role may not read it (only the owner may): set ${CLAIM_KEY_ENV} ` +
   `(or the claimKey option) to the key, which the owner prints with: ${READ_CLAIM_KEY_SQL};`;
 
-/** The first SQLSTATE in an error's `cause` chain (MikroORM copies the driver's `code` onto its own exceptions). */
-function sqlStateOf(error: unknown): string | undefined {
+/**
+ * The first SQLSTATE in an error's `cause` chain (MikroORM copies the driver's `code` onto its own
+ * exceptions). Exported for its unit test (test/unit/claim-key.test.ts), not from the package.
+ */
+export function sqlStateOf(error: unknown): string | undefined {
   for (let e = error, depth = 0; e !== null && e !== undefined && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
