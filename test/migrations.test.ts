@@ -185,6 +185,26 @@ describe('runMigrations', () => {
     expect(after).toBe(before);
   });
 
+  test('closes every connection it opened (a serverless database counts them), and names a URL it was given as DATABASE_URL', async () => {
+    const { db } = await freshDatabase();
+    await runMigrations({ url: db.url, log: () => {} });
+    // Asked from a single client, not the pool, so that only runMigrations' sessions could remain.
+    const client = new pg.Client(pgConnectionConfig(db.url));
+    await client.connect();
+    try {
+      const others = async () =>
+        (await client.query<{ n: number }>('select count(*)::int as n from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()')).rows[0]?.n;
+      // A closed session can linger for a moment in pg_stat_activity; a pool left open stays for good.
+      for (let i = 0; i < 50 && (await others()) !== 0; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(await others()).toBe(0);
+    } finally {
+      await client.end();
+    }
+    await expect(runMigrations({ url: 'postgres://nobody@127.0.0.1:1/none', log: () => {} })).rejects.toThrow(
+      /^DATABASE_URL \(postgres:\/\/nobody@127\.0\.0\.1:1\/none\) refused the connection/,
+    );
+  });
+
   test('invalid options are refused with one line naming the option, before connecting', async () => {
     await expect(runMigrations({ url: 'postgres://nobody@127.0.0.1:1/none', ddlLockTimeoutMs: 0 })).rejects.toThrow(/Invalid migration option ddlLockTimeoutMs/);
     await expect(runMigrations({ url: 'postgres://nobody@127.0.0.1:1/none', ddlLockAttempts: Number.NaN })).rejects.toThrow(/ddlLockAttempts/);
