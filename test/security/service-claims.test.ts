@@ -224,6 +224,14 @@ describe('as the owner', () => {
     }
   });
 
+  it("with the clocks apart, a service reading its key from the database re-reads it once, then fails about the clocks (it never retries for ever)", { timeout: 30_000 }, async () => {
+    const realNow = Date.now.bind(Date);
+    vi.spyOn(Date, 'now').mockImplementation(() => realNow() - 120_000);
+    const error = await rejection(new SyncService(ownerOrm.em).getVault(A));
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect((error as Error).message).toMatch(/its clock is 1\d\d s ahead of this host's.*check the claim key from the database/);
+  });
+
   it('every failure is a VaultDbError: a missing key table is a ConfigurationError that says to migrate', async () => {
     const scratch = await createTestDatabase();
     const orm = await MikroORM.init(createConfig(scratch.url, { pool: { min: 0, max: 1 } }));
