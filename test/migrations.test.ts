@@ -193,7 +193,7 @@ describe('runMigrations', () => {
     await client.connect();
     try {
       const others = async () =>
-        (await client.query<{ n: number }>('select count(*)::int as n from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()')).rows[0]?.n;
+        (await client.query<{ n: number }>("select count(*)::int as n from pg_stat_activity where datname = current_database() and backend_type = 'client backend' and pid <> pg_backend_pid()")).rows[0]?.n;
       // A closed session can linger for a moment in pg_stat_activity; a pool left open stays for good.
       for (let i = 0; i < 50 && (await others()) !== 0; i++) await new Promise((resolve) => setTimeout(resolve, 100));
       expect(await others()).toBe(0);
