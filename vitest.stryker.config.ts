@@ -5,9 +5,9 @@
  * 'tsx']` never reaches the workers, so the migrator's `import()` of a `.ts` migration fails with
  * ERR_UNKNOWN_FILE_EXTENSION. A setup file registers tsx in each worker thread instead.
  *
- * With `VAULT_DB_MUTATE_QUICK=1` (set by `npm run mutate -- --quick`) only test/unit runs, and
- * without the global setup: those tests need no database, which is what makes the quick run fast
- * enough for CI.
+ * With `VAULT_DB_MUTATE_QUICK=1` (set by `npm run mutate -- --quick`) only the quick files' unit
+ * tests run (QUICK_TESTS), without the global setup: they need no database, which is what makes
+ * the quick run fast enough for CI.
  */
 import { defineConfig } from 'vitest/config';
 import base from './vitest.config.js';
