@@ -4,7 +4,7 @@
  *
  * - Full run (`npm run mutate`, or `npm run mutate -- src/sync/transient.ts`): mutates src/
  *   against the whole suite on PostgreSQL (DATABASE_URL, or the embedded server), static mutants
- *   left out. The ten database-backed sync, driver, URL and migrate files took 44 minutes on an
+ *   left out. Eleven database-backed sync, driver, URL and migrate files took 44 minutes on an
  *   idle 2-core machine; all of src/ takes hours.
  * - Quick run (`npm run mutate -- --quick`, VAULT_DB_MUTATE_QUICK=1): mutates the pure-logic files
  *   against test/unit only, which needs no database; CI runs it and breaks below 90%.
