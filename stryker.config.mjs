@@ -24,6 +24,7 @@ export const QUICK_FILES = [
   'src/sync/quota.ts',
   'src/sync/options.ts',
   'src/envelope.ts',
+  'src/error-chain.ts',
 ];
 
 /** Everything that ships: the service, envelope, driver, migrations runner, URL and embedded server. */

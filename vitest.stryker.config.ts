@@ -30,6 +30,7 @@ const QUICK_TESTS = [
   'test/unit/sync-options.test.ts',
   'test/unit/sync-options-messages.test.ts',
   'test/envelope.test.ts',
+  'test/unit/error-chain.test.ts',
 ];
 
 // Built by hand rather than with mergeConfig, which would append to `include` and `globalSetup`

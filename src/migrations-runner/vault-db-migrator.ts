@@ -29,6 +29,7 @@ import { Utils, type Constructor, type MigrateOptions, type MigrationRow, type M
 import type { DatabaseSchema, EntityManager } from '@mikro-orm/postgresql';
 import { Migrator, type Migration } from '@mikro-orm/migrations';
 import { redactUrl } from '../database-url.js';
+import { causeChain } from '../error-chain.js';
 import { DatabaseError, TransientError, VaultDbError } from '../errors.js';
 import { fingerprint, type MigrationFingerprint } from './checksum.js';
 import { MigrationRefusedError } from './errors.js';
@@ -503,14 +504,8 @@ async function setLockTimeout(trx: SessionTransaction, ms: number): Promise<void
 }
 
 /** Every error in the `cause` chain, outermost first. */
-function causes(error: unknown): unknown[] {
-  const out: unknown[] = [];
-  for (let e = error; e !== undefined && e !== null && out.length < 8; e = (e as { cause?: unknown }).cause) out.push(e);
-  return out;
-}
-
 function isLockTimeout(error: unknown): boolean {
-  return causes(error).some((e) => (e as { code?: unknown }).code === '55P03');
+  return causeChain(error).some((e) => (e as { code?: unknown }).code === '55P03');
 }
 
 function messageOf(error: unknown): string {
@@ -523,7 +518,7 @@ function textOf(sql: unknown): string {
 
 /** The server's own message of a failed statement, without the SQL MikroORM prefixes it with. */
 function serverMessage(error: unknown): string {
-  const found = causes(error).find((e) => typeof (e as { code?: unknown }).code === 'string') as { code?: string; message?: string } | undefined;
+  const found = causeChain(error).find((e) => typeof (e as { code?: unknown }).code === 'string') as { code?: string; message?: string } | undefined;
   const text = (found?.message ?? messageOf(error)).split('\n')[0] ?? '';
   const message = text.split(' - ').at(-1) ?? text;
   return found?.code ? `${message} (SQLSTATE ${found.code})` : message;
@@ -539,7 +534,7 @@ function statementFailed(name: string, method: 'up' | 'down', index: number, cou
   const outcome = transactional
     ? `its transaction was rolled back, so nothing of ${name} is ${method === 'up' ? 'applied' : 'reverted'}`
     : `it runs outside a transaction, so statements 1 to ${index} took effect; its statements must be safe to run again (IF NOT EXISTS, ...)`;
-  const lost = causes(error).some((e) => CONNECTION_LOST.test(messageOf(e)) || ['57P01', '57P02', '57P03'].includes(String((e as { code?: unknown }).code)));
+  const lost = causeChain(error).some((e) => CONNECTION_LOST.test(messageOf(e)) || ['57P01', '57P02', '57P03'].includes(String((e as { code?: unknown }).code)));
   return lost
     ? new TransientError(`The migration connection was lost: ${where}; ${outcome}. Run the migrations again.`, error)
     : new DatabaseError(`Migration ${where}; ${outcome}.`, error);
@@ -549,7 +544,7 @@ function statementFailed(name: string, method: 'up' | 'down', index: number, cou
 function transactionFailed(name: string, method: 'up' | 'down', error: unknown): unknown {
   if (error instanceof VaultDbError) return error;
   const where = `${name}${method === 'up' ? '' : ' (down)'} failed in its transaction (${serverMessage(error)}); it was rolled back, so nothing of ${name} is ${method === 'up' ? 'applied' : 'reverted'}`;
-  const lost = causes(error).some((e) => CONNECTION_LOST.test(messageOf(e)) || ['57P01', '57P02', '57P03'].includes(String((e as { code?: unknown }).code)));
+  const lost = causeChain(error).some((e) => CONNECTION_LOST.test(messageOf(e)) || ['57P01', '57P02', '57P03'].includes(String((e as { code?: unknown }).code)));
   return lost ? new TransientError(`The migration connection was lost: ${where}. Run the migrations again.`, error) : new DatabaseError(`Migration ${where}.`, error);
 }
 
@@ -563,7 +558,7 @@ function pooledUrl(url: string, why: string): MigrationRefusedError {
 /** Connection failures outside a statement (BEGIN, the lock, the journal) become TransientError. */
 function asVaultDbError(error: unknown): unknown {
   if (error instanceof VaultDbError) return error;
-  const lost = causes(error).some((e) => CONNECTION_LOST.test(messageOf(e)) || ['57P01', '57P02', '57P03'].includes(String((e as { code?: unknown }).code)));
+  const lost = causeChain(error).some((e) => CONNECTION_LOST.test(messageOf(e)) || ['57P01', '57P02', '57P03'].includes(String((e as { code?: unknown }).code)));
   if (lost) return new TransientError(`The migration connection was lost (${serverMessage(error)}); what was not reported as migrated is not applied. Run the migrations again.`, error);
   return error;
 }

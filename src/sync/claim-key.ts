@@ -10,6 +10,7 @@
  * @module
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { sqlStateOf } from '../error-chain.js';
 import { ConfigurationError } from '../errors.js';
 import { CLAIM_LIFETIME_SECONDS, parseClaimKey, type ClaimRejection } from './claim.js';
 import { classifyFailure } from './transient.js';
@@ -23,18 +24,6 @@ export const READ_CLAIM_KEY_SQL = "select encode(key, 'hex') from public.vault_d
 const NO_READ_RIGHT =
   `SyncService has no claim key and this database role may not read it (only the owner may): set ${CLAIM_KEY_ENV} ` +
   `(or the claimKey option) to the key, which the owner prints with: ${READ_CLAIM_KEY_SQL};`;
-
-/**
- * The first SQLSTATE in an error's `cause` chain (MikroORM copies the driver's `code` onto its own
- * exceptions). Exported for its unit test (test/unit/claim-key.test.ts), not from the package.
- */
-export function sqlStateOf(error: unknown): string | undefined {
-  for (let e = error, depth = 0; e !== null && e !== undefined && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
-  }
-  return undefined;
-}
 
 /**
  * The error for a claim the database refused. It never means the user did something wrong: the

@@ -6,6 +6,7 @@
  * @module
  */
 import { OptimisticLockError } from '@mikro-orm/core';
+import { causeChain, isSqlState } from '../error-chain.js';
 import { explainTlsFailure } from '../tls-failure.js';
 import { ConfigurationError, DatabaseError, TransientError, VaultDbError } from '../errors.js';
 
@@ -56,20 +57,13 @@ const NETWORK_ERROR_CODES: ReadonlySet<unknown> = new Set(['ECONNRESET', 'ECONNR
  */
 export const POOL_RETRY_AFTER_MS = 1000;
 
-/** Every error in the `cause` chain, outermost first. */
-function chain(error: unknown): unknown[] {
-  const out: unknown[] = [];
-  for (let e = error; e !== undefined && e !== null && out.length < 8; e = (e as { cause?: unknown }).cause) out.push(e);
-  return out;
-}
-
 /**
  * What may be kept of a driver error. MikroORM's exceptions start their message with the SQL and
  * its parameters, which may hold ciphertext, so only the SQLSTATE, the constraint, the table and
  * the server's own message (which never quotes parameters of these statements) survive.
  */
 function sanitize(error: unknown): Error {
-  const found = chain(error).find((e) => typeof (e as { code?: unknown }).code === 'string') ?? error;
+  const found = causeChain(error).find((e) => typeof (e as { code?: unknown }).code === 'string') ?? error;
   const e = found as { code?: string; constraint?: string; table?: string; routine?: string; name?: string; message?: string };
   // MikroORM's message is "<sql with parameters> - <server message>\n - detail: <detail>". The
   // detail of a check or not-null violation quotes the failing row (ciphertext included), so only
@@ -101,7 +95,7 @@ export function classifyFailure(error: unknown): unknown {
   // here; the transaction rolled back and a retry sees the new version.
   if (error instanceof OptimisticLockError) return new TransientError('A record changed under this call; retry it.', sanitize(error));
   let isDriverError = false;
-  for (const e of chain(error)) {
+  for (const e of causeChain(error)) {
     // A TLS or certificate problem won't go away on a retry: it is the URL's or the server's.
     const tls = explainTlsFailure(e);
     if (tls) return new ConfigurationError(`The database server ${tls}`, { cause: sanitize(error) });
@@ -127,7 +121,7 @@ export function classifyFailure(error: unknown): unknown {
     if (typeof text === 'string' && RETRYABLE_MESSAGES.some((m) => text.includes(m))) {
       return new TransientError('The database connection was lost; the call applied completely or not at all, and re-sending it is safe.', sanitize(error));
     }
-    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) isDriverError = true;
+    if (isSqlState(code)) isDriverError = true;
   }
   if (isDriverError) {
     const safe = sanitize(error);

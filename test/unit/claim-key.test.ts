@@ -1,45 +1,16 @@
 /**
- * The parts of src/sync/claim-key.ts that need no database: which SQLSTATE an error chain carries,
- * the words of a refused claim, and where a service's key comes from. Reading and rotating the
+ * The parts of src/sync/claim-key.ts that need no database: the words of a refused claim, and
+ * where a service's key comes from. Reading and rotating the
  * key in the database is tested in test/security/.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { describe, expect, test } from 'vitest';
-import { CLAIM_KEY_ENV, ClaimKeySource, claimRefused, sqlStateOf } from '../../src/sync/claim-key.js';
+import { CLAIM_KEY_ENV, ClaimKeySource, claimRefused } from '../../src/sync/claim-key.js';
 import { ConfigurationError } from '../../src/errors.js';
 
 const HEX = 'ab'.repeat(32);
 /** Never used: each source below has its key configured, or is only asked where it comes from. */
 const unusedEm = {} as EntityManager;
-
-describe('sqlStateOf', () => {
-  test('the code of the error itself, or of the first cause that has one', () => {
-    expect(sqlStateOf(Object.assign(new Error('denied'), { code: '42501' }))).toBe('42501');
-    const wrapped = new Error('MikroORM', { cause: new Error('knex', { cause: Object.assign(new Error('pg'), { code: '42P01' }) }) });
-    expect(sqlStateOf(wrapped)).toBe('42P01');
-  });
-
-  test('codes that are not SQLSTATEs are passed over, down to the one that is', () => {
-    const error = Object.assign(new Error('outer'), { code: 'ECONNRESET', cause: Object.assign(new Error('inner'), { code: '08006' }) });
-    expect(sqlStateOf(error)).toBe('08006');
-    for (const code of ['4250', '425011', '42 01', 'x42501', 42501]) {
-      expect(sqlStateOf(Object.assign(new Error('odd'), { code }))).toBeUndefined();
-    }
-  });
-
-  test('the walk stops at the end of the chain, and after eight causes', () => {
-    expect(sqlStateOf(new Error('no code'))).toBeUndefined();
-    expect(sqlStateOf(null)).toBeUndefined();
-    expect(sqlStateOf(undefined)).toBeUndefined();
-    const chain = (depth: number): unknown => (depth === 0 ? { code: '40001' } : { cause: chain(depth - 1) });
-    expect(sqlStateOf(chain(7))).toBe('40001');
-    expect(sqlStateOf(chain(8))).toBeUndefined();
-    // A cycle ends too.
-    const loop: { cause?: unknown } = {};
-    loop.cause = loop;
-    expect(sqlStateOf(loop)).toBeUndefined();
-  });
-});
 
 describe('claimRefused', () => {
   test("the database's clock ahead or behind, by how much, and what to do", () => {
