@@ -151,7 +151,15 @@ describe.runIf(isRoot())('as a normal user (nobody, started from root)', () => {
     await mkdir(home);
     await chown(home, uid!, gid!);
     const dataDir = path.join(home, 'data');
-    const user = await startUser({ dataDir, port: await freePort(PORTS) }, 'hold', { HOME: home }, ROOT, undefined, { uid: uid!, gid: gid! });
+    // nobody runs the code from a checkout it can read: the repository's own may sit in a folder
+    // only root may enter (a `mktemp -d` clone is 0700), and then nobody could not load it at all.
+    const checkout = path.join(home, 'checkout');
+    await mkdir(path.join(checkout, 'test', 'embedded'), { recursive: true });
+    await copyTree(path.join(ROOT, 'node_modules'), path.join(checkout, 'node_modules'), true);
+    await copyTree(path.join(ROOT, 'src'), path.join(checkout, 'src'));
+    await copyFile(path.join(ROOT, 'package.json'), path.join(checkout, 'package.json'));
+    await copyFile(path.join(ROOT, 'test/embedded/child.ts'), path.join(checkout, 'test/embedded/child.ts'));
+    const user = await startUser({ dataDir, port: await freePort(PORTS) }, 'hold', { HOME: home }, checkout, path.join(checkout, 'test/embedded/child.ts'), { uid: uid!, gid: gid! });
     const handle = started(user);
     try {
       expect(handle.dataDir).toBe(dataDir);
