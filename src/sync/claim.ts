@@ -48,13 +48,6 @@ export function signClaim(key: Uint8Array, userId: string, expiresAt: number): s
   return `${expiresAt}.${mac}`;
 }
 
-const HEX_KEY = /^(?:\\x)?([0-9a-fA-F]{64})$/;
-
-const claimKeySchema = z.union([
-  z.instanceof(Uint8Array).refine((bytes) => bytes.length === CLAIM_KEY_BYTES, (bytes) => ({ message: `must be ${CLAIM_KEY_BYTES} bytes, not ${bytes.length}` })),
-  z.string().trim().regex(HEX_KEY, `must be ${CLAIM_KEY_BYTES * 2} hex digits (optionally prefixed \\x, as psql prints a bytea)`),
-]);
-
 /**
  * The claim key as bytes, from a `Uint8Array` of 32 bytes or a string of 64 hex digits.
  *
@@ -62,18 +55,24 @@ const claimKeySchema = z.union([
  * @throws ConfigurationError naming `source` and the rule; the message never contains the value
  */
 export function parseClaimKey(value: unknown, source: string): Buffer {
-  const parsed = claimKeySchema.safeParse(value);
+  // The pattern and schema are built per call, not at import: a key is parsed once per service or
+  // key reload, and a mutation run (README, "Mutation testing: do the tests fail when the code is wrong?") can only trace code that runs
+  // inside a test to that test.
+  const hexKey = /^(?:\\x)?([0-9a-fA-F]{64})$/;
+  const parsed = z
+    .union([
+      z.instanceof(Uint8Array).refine((bytes) => bytes.length === CLAIM_KEY_BYTES, (bytes) => ({ message: `must be ${CLAIM_KEY_BYTES} bytes, not ${bytes.length}` })),
+      z.string().trim().regex(hexKey, `must be ${CLAIM_KEY_BYTES * 2} hex digits (optionally prefixed \\x, as psql prints a bytea)`),
+    ])
+    .safeParse(value);
   if (!parsed.success) {
     const rule = typeof value === 'string' || value instanceof Uint8Array ? (parsed.error.issues.at(-1)?.message ?? 'is malformed') : `must be a Uint8Array or a hex string, not ${value === null ? 'null' : typeof value}`;
     throw new ConfigurationError(`${source} ${rule}.`);
   }
   const key = parsed.data;
   // A copy: the caller may reuse its buffer.
-  return typeof key === 'string' ? Buffer.from((HEX_KEY.exec(key) as RegExpExecArray)[1] as string, 'hex') : Buffer.from(key);
+  return typeof key === 'string' ? Buffer.from((hexKey.exec(key) as RegExpExecArray)[1] as string, 'hex') : Buffer.from(key);
 }
-
-/** Seconds by which the two clocks may differ before a rejected claim is blamed on them. */
-const SKEW_WORTH_NAMING_SECONDS = CLAIM_LIFETIME_SECONDS / 2;
 
 /** Why the database refused the claim, when it did. */
 export type ClaimRejection = { kind: 'key' } | { kind: 'clock'; skewSeconds: number };
@@ -95,16 +94,20 @@ export interface ClaimSession {
  * row-level security after it must reach them only through `verified` (a LATERAL join on it), so
  * the rows' scans, and the policies' InitPlans calling `vault_db_current_user()`, run after this
  * row exists; the policies then see the settings this very statement made.
+ *
+ * A function, not a constant, for the same reason as the feed's statements (see `feed.ts`).
  */
-export const CLAIM_SUBQUERY = `(select public.vault_db_current_user() as verified, extract(epoch from now())::float8 as db_now
+export function claimSubquery(): string {
+  return `(select public.vault_db_current_user() as verified, extract(epoch from now())::float8 as db_now
 from (select set_config('app.user_id', ?, true), set_config('app.user_claim', ?, true), set_config('lock_timeout', ?, true) offset 0) as settings offset 0)`;
+}
 
-/** The bindings of {@link CLAIM_SUBQUERY}, in order. */
+/** The bindings of {@link claimSubquery}, in order. */
 export function claimBindings(session: ClaimSession): unknown[] {
   return [session.userId, session.claim, `${session.lockTimeoutMs}ms`];
 }
 
-/** The claim check's columns, as {@link CLAIM_SUBQUERY} returns them. */
+/** The claim check's columns, as {@link claimSubquery} returns them. */
 export interface ClaimCheck {
   verified: string | null;
   db_now: number;
@@ -117,7 +120,9 @@ export function claimRejection(row: ClaimCheck | undefined, userId: string): Cla
   // read as decades of skew, and the clocks blamed.
   if (!row) return { kind: 'key' };
   const skewSeconds = Math.round(row.db_now - Date.now() / 1000);
-  return Math.abs(skewSeconds) >= SKEW_WORTH_NAMING_SECONDS ? { kind: 'clock', skewSeconds } : { kind: 'key' };
+  // Half a claim's lifetime: the skew by which the two clocks may differ before a refused claim is
+  // blamed on them rather than on the key.
+  return Math.abs(skewSeconds) >= CLAIM_LIFETIME_SECONDS / 2 ? { kind: 'clock', skewSeconds } : { kind: 'key' };
 }
 
 /**
@@ -135,7 +140,7 @@ export class ClaimRefusal extends Error {
  * Starts a service transaction with a statement of its own: sets `app.user_id`, `app.user_claim`
  * and `lock_timeout` for this transaction only, and reads back whether the database accepts the
  * claim. Push and pull don't use it: they present the claim in their first statement (see
- * {@link CLAIM_SUBQUERY}), one round trip fewer.
+ * {@link claimSubquery}), one round trip fewer.
  *
  * The statement binds its parameters (MikroORM would inline them into the SQL text), so the claim
  * never appears in `pg_stat_activity`, which other sessions of the same role can read, nor in
@@ -144,6 +149,6 @@ export class ClaimRefusal extends Error {
  * @returns null when the database accepted the claim, otherwise why it did not
  */
 export async function presentClaim(em: EntityManager, session: ClaimSession): Promise<ClaimRejection | null> {
-  const { rows } = await runBound<ClaimCheck>(em, `select verified, db_now from ${CLAIM_SUBQUERY} as claimed`, claimBindings(session));
+  const { rows } = await runBound<ClaimCheck>(em, `select verified, db_now from ${claimSubquery()} as claimed`, claimBindings(session));
   return claimRejection(rows[0], session.userId);
 }

@@ -11,12 +11,17 @@
  * `updated_at` or a database sequence can't do this: both are taken before commit, and
  * transactions commit out of order.
  *
+ * The statements are built by functions, per call, not once at import: building a few hundred
+ * characters costs nothing next to a round trip, and a mutation run (README, "Mutation testing: do the tests fail when the code is wrong?")
+ * can only trace text built inside a test to the tests that run it. Text built at import was
+ * mutated too late to matter, so its mutants "survived" whatever the tests checked.
+ *
  * @module
  */
 import type { VaultRow } from '../rows.js';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { runBound } from './bound-sql.js';
-import { CLAIM_SUBQUERY, ClaimRefusal, claimBindings, claimRejection, type ClaimCheck, type ClaimSession } from './claim.js';
+import { claimSubquery, ClaimRefusal, claimBindings, claimRejection, type ClaimCheck, type ClaimSession } from './claim.js';
 import type { FeedHead } from './cursor.js';
 import type { RecordState } from './types.js';
 
@@ -38,13 +43,16 @@ export interface LockedVault extends FeedHead {
  * @returns null when the user has no vault
  */
 export async function lockVault(em: EntityManager, userId: string): Promise<LockedVault | null> {
-  const rows = await em.execute<LockRow[]>(`select ${LOCK_COLUMNS} from vaults where user_id = ? for update`, [userId]);
+  const rows = await em.execute<LockRow[]>(`select ${lockColumns()} from vaults where user_id = ? for update`, [userId]);
   return toLockedVault(rows[0]);
 }
 
-const LOCK_COLUMNS = 'id, last_seq, purged_seq, version_floor, key_version, record_count, stored_bytes';
+/** The vault columns a lock reads, in the order of {@link LockRow}. */
+function lockColumns(): string {
+  return 'id, last_seq, purged_seq, version_floor, key_version, record_count, stored_bytes';
+}
 
-/** The columns of {@link LOCK_COLUMNS}, typed as node-pg returns them. */
+/** The columns of {@link lockColumns}, typed as node-pg returns them. */
 type LockRow = Pick<VaultRow, 'id' | 'last_seq' | 'purged_seq' | 'version_floor' | 'key_version' | 'record_count' | 'stored_bytes'>;
 
 function toLockedVault(row: LockRow | undefined | null): LockedVault | null {
@@ -62,21 +70,23 @@ function toLockedVault(row: LockRow | undefined | null): LockedVault | null {
 
 // The claim row first, then the vault locked through a LATERAL join on the verified user: the
 // vault's scan (and its row-level-security policy) can only run once the settings are made, and
-// the lock waits at most the lock_timeout this same statement set. See CLAIM_SUBQUERY.
-const CLAIM_AND_LOCK_SQL = `select c.verified, c.db_now, v.${LOCK_COLUMNS.split(', ').join(', v.')}
-from ${CLAIM_SUBQUERY} as c
-left join lateral (select ${LOCK_COLUMNS} from vaults where user_id = c.verified for update) as v on true`;
+// the lock waits at most the lock_timeout this same statement set. See claimSubquery.
+function claimAndLockSql(): string {
+  return `select c.verified, c.db_now, v.${lockColumns().split(', ').join(', v.')}
+from ${claimSubquery()} as c
+left join lateral (select ${lockColumns()} from vaults where user_id = c.verified for update) as v on true`;
+}
 
 /**
  * {@link lockVault} as a transaction's first statement: it also presents the claim and sets the
- * lock wait (see `CLAIM_SUBQUERY` in `claim.ts`), so a push starts with one round trip, not two.
+ * lock wait (see `claimSubquery` in `claim.ts`), so a push starts with one round trip, not two.
  * Binds its parameters, so the claim appears in no SQL text.
  *
  * @returns null when the user has no vault
  * @throws ClaimRefusal when the database refused the claim
  */
 export async function presentClaimAndLockVault(em: EntityManager, session: ClaimSession): Promise<LockedVault | null> {
-  const { rows } = await runBound<ClaimCheck & LockRow>(em, CLAIM_AND_LOCK_SQL, claimBindings(session));
+  const { rows } = await runBound<ClaimCheck & LockRow>(em, claimAndLockSql(), claimBindings(session));
   const rejection = claimRejection(rows[0], session.userId);
   if (rejection) throw new ClaimRefusal(rejection);
   return toLockedVault(rows[0]);
@@ -103,17 +113,18 @@ interface FeedRow extends ClaimCheck {
 }
 
 // Presents the claim, then reads the vault head and the page in the same statement (one snapshot,
-// one round trip). The vault is reached only through the verified user (see CLAIM_SUBQUERY), and
+// one round trip). The vault is reached only through the verified user (see claimSubquery), and
 // its subquery ends in OFFSET 0 so the planner keeps it a parameterized scan on the claim row
 // rather than, say, hashing the vaults (and evaluating their policy) first. The inner query walks
 // idx_records_vault_seq from the cursor; the outer filter keeps the rows that start within the
 // byte budget, which is the page plus the next row, which tells whether more is waiting. The
 // first two rows are always kept: a first row larger than the budget is a page of its own, and
 // the second still has to say that more is waiting.
-const PAGE_SQL = `
+function pageSql(): string {
+  return `
 select c.verified, c.db_now, v.id as vault_id, v.last_seq, v.purged_seq,
        p.record_id, p.version, p.deleted, p.ciphertext, p.updated_at, p.seq, p.running_bytes
-from ${CLAIM_SUBQUERY} as c
+from ${claimSubquery()} as c
 left join lateral (select id, last_seq, purged_seq from vaults where user_id = c.verified offset 0) as v on true
 left join lateral (
   select q.record_id, q.version, q.deleted, q.ciphertext, q.updated_at, q.seq, q.running_bytes from (
@@ -128,9 +139,10 @@ left join lateral (
   where q.rn <= 2 or q.running_bytes - octet_length(q.ciphertext) <= ?
 ) p on true
 order by p.seq`;
+}
 
 /**
- * Presents the claim (a transaction's first statement, see `CLAIM_SUBQUERY` in `claim.ts`) and
+ * Presents the claim (a transaction's first statement, see `claimSubquery` in `claim.ts`) and
  * reads the changes after `afterSeq`: at most `limit` of them and at most `maxBytes` of
  * ciphertext, but always at least one when any is waiting.
  *
@@ -138,7 +150,7 @@ order by p.seq`;
  * @throws ClaimRefusal when the database refused the claim
  */
 export async function readFeedPage(em: EntityManager, session: ClaimSession, afterSeq: number, limit: number, maxBytes: number): Promise<FeedPage | null> {
-  const { rows } = await runBound<FeedRow>(em, PAGE_SQL, [...claimBindings(session), afterSeq, limit + 1, maxBytes]);
+  const { rows } = await runBound<FeedRow>(em, pageSql(), [...claimBindings(session), afterSeq, limit + 1, maxBytes]);
   const head = rows[0];
   const rejection = claimRejection(head, session.userId);
   if (rejection) throw new ClaimRefusal(rejection);

@@ -492,7 +492,7 @@ export class SyncService {
    * call here rather than letting it run on an empty view of the vault.
    *
    * With `claimInWork`, no statement of its own presents the claim: `work`'s first statement must
-   * (push and pull, one round trip fewer; see `CLAIM_SUBQUERY` in `claim.ts`) and throw
+   * (push and pull, one round trip fewer; see `claimSubquery` in `claim.ts`) and throw
    * `ClaimRefusal` when refused, which is handled here exactly like a refusal of the own statement.
    */
   private async transaction<T>(userId: string, work: (em: EntityManager, session: ClaimSession) => Promise<T>, claimInWork = false): Promise<T> {

@@ -147,7 +147,7 @@ describe('paging', () => {
     const page = await ctx.sync.pull(user, { maxBytes: 100 });
     // At least one change per page, or a big record would block the feed forever.
     expect(page.changes.map((c) => c.recordId)).toEqual(['r0']);
-    // BUG (src/sync/feed.ts, PAGE_SQL): the look-ahead row r1 starts at byte 500 > maxBytes, so the
+    // BUG (src/sync/feed.ts, pageSql): the look-ahead row r1 starts at byte 500 > maxBytes, so the
     // outer filter drops it and readFeedPage reports hasMore false; pull then returns the vault
     // head as cursor and r1, r2 are skipped for good.
     expect(page.hasMore).toBe(true);
