@@ -7,7 +7,8 @@
  *   left out. Eleven database-backed sync, driver, URL and migrate files took 44 minutes on an
  *   idle 2-core machine; all of src/ takes hours.
  * - Quick run (`npm run mutate -- --quick`, VAULT_DB_MUTATE_QUICK=1): mutates the pure-logic files
- *   against test/unit only, which needs no database; CI runs it and breaks below 90%.
+ *   against their own unit tests (QUICK_TESTS in vitest.stryker.config.ts), which need no
+ *   database; CI runs it and breaks below 90%.
  *
  * Reports go to .data/mutation/ (git-ignored).
  */

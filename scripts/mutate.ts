@@ -2,7 +2,7 @@
  * `npm run mutate [-- --quick] [file or glob ...] [-- other Stryker flags]`: runs StrykerJS with
  * stryker.config.mjs.
  *
- * - `--quick`: the pure-logic files against test/unit only (no database); what CI runs.
+ * - `--quick`: the pure-logic files against their own unit tests (no database); what CI runs.
  * - file or glob arguments: mutate only those (passed as Stryker's `--mutate`), e.g.
  *   `npm run mutate -- src/sync/transient.ts 'src/sync/c*.ts'`.
  * - anything else starting with `--` goes to Stryker unchanged (e.g. `--concurrency 1`).
@@ -30,7 +30,7 @@ for (let i = 0; i < args.length; i++) {
 }
 
 const strykerArgs = ['stryker', 'run', 'stryker.config.mjs', ...(files.length > 0 ? ['--mutate', files.join(',')] : []), ...passThrough];
-console.log(`mutate: ${quick ? 'quick (pure logic, test/unit only)' : 'full (PostgreSQL)'}${files.length > 0 ? `, files ${files.join(', ')}` : ''}`);
+console.log(`mutate: ${quick ? 'quick (pure logic, their unit tests, no database)' : 'full (PostgreSQL)'}${files.length > 0 ? `, files ${files.join(', ')}` : ''}`);
 const result = spawnSync('npx', strykerArgs, {
   stdio: 'inherit',
   env: { ...process.env, VAULT_DB_MUTATE_QUICK: quick ? '1' : '0' },
