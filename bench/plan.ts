@@ -52,6 +52,10 @@ export interface BenchPlan {
   /** Pushes of 10 changes a memory child process serves, and how many of them warm it up first. */
   memoryPushes: number;
   memoryWarmUp: number;
+  /** Per-lever figures (`bench/levers.ts`): rounds over all variants, timed pushes of each kind per child, and their vault. */
+  leverRounds: number;
+  leverReps: number;
+  leverVaultSize: number;
 }
 
 /** The default plan: every size the issue names, bounded to a few minutes on 2 cores. */
@@ -84,6 +88,9 @@ export const DEFAULT_PLAN: Readonly<BenchPlan> = Object.freeze({
   latencyWaiting: 10,
   memoryPushes: 10_000,
   memoryWarmUp: 1000,
+  leverRounds: 3,
+  leverReps: 5,
+  leverVaultSize: 2000,
 });
 
 /**
@@ -110,4 +117,6 @@ export const QUICK_PLAN: Readonly<BenchPlan> = Object.freeze({
   latencyReps: 3,
   memoryPushes: 100,
   memoryWarmUp: 30,
+  leverRounds: 1,
+  leverReps: 1,
 });

@@ -8,6 +8,7 @@ import type { ColdStartResult } from './cold-start.js';
 import type { ImplFigures, ScenarioResult } from './harness.js';
 import type { MachineInfo } from './machine.js';
 import type { Stats } from './measure.js';
+import type { LeverResult } from './levers.js';
 import type { MemoryResult } from './memory.js';
 import type { BenchPlan } from './plan.js';
 import type { Saturation } from './push-scenarios.js';
@@ -27,6 +28,8 @@ export interface BenchResults {
   latency?: ScenarioResult[];
   /** Peak RSS and heap of processes serving pushes (`--only=memory`). */
   memory?: MemoryResult;
+  /** Each unit-of-work lever on its own, with against without (`--only=levers`). */
+  levers?: LeverResult;
   targets: TargetVerdict[];
   mismatches: string[];
   notes: string[];
@@ -153,6 +156,23 @@ export function renderMarkdown(r: BenchResults): string {
       ...(['service', 'baseline'] as const).map((name) => {
         const s = m[name];
         return `| ${name} | ${s.peakRssMb.toFixed(0)} | ${(s.heapMb.at(-1) ?? 0).toFixed(1)} | ${(name === 'service' ? m.serviceGrowthMb : m.baselineGrowthMb).toFixed(1)} | ${heap(s.heapMb)} | ${int((s.pushes * 1000) / s.ms)} |`;
+      }),
+      '',
+    );
+  }
+
+  if (r.levers) {
+    const l = r.levers;
+    lines.push(
+      '## Each unit-of-work lever on its own',
+      '',
+      `The service's pushes with every lever against the same pushes with one lever turned off (a patch in \`bench/levers/\` applied to a copy of the code; lever 4, not applied, is timed on against off). Each variant runs in a child process of its own, ${l.rounds} round(s) over all variants in rotating order, ${l.reps} timed push(es) of each kind per child, each into a fresh vault of ${l.vaultSize.toLocaleString('en-US')} records. Below 1.00x the lever saves time.`,
+      '',
+      '| lever | push | with the lever, median ms | without, median ms | with / without | statements with / without |',
+      '|---|---|---:|---:|---:|---:|',
+      ...l.rows.map((row, i) => {
+        const first = i === 0 || l.rows[i - 1]?.lever !== row.lever;
+        return `| ${first ? `${row.lever}: ${row.description}` : ''} | ${row.push} | ${ms(row.withMs)} | ${ms(row.withoutMs)} | **${(row.withMs / row.withoutMs).toFixed(2)}x** | ${row.withStatements} / ${row.withoutStatements} |`;
       }),
       '',
     );

@@ -11,7 +11,7 @@
  *
  * `--orm=flushMode:commit,populateAfterFlush:false` tries global ORM settings (see `orm-overrides.ts`).
  *
- * Groups for `--only`: judge, push, sweep, import, parallel, pull, latency, memory, triggers, cold.
+ * Groups for `--only`: judge, push, sweep, import, parallel, pull, latency, memory, triggers, cold, levers.
  *
  * @module
  */
@@ -38,6 +38,7 @@ import type { BenchContext, ScenarioResult } from './harness.js';
 import { machineInfo } from './machine.js';
 import { DEFAULT_PLAN, QUICK_PLAN } from './plan.js';
 import { latencyScenarios } from './latency.js';
+import { leverScenario, type LeverResult } from './levers.js';
 import { parseOrmOverrides } from './orm-overrides.js';
 import { memoryScenario, type MemoryResult } from './memory.js';
 import { fullPullScenario, incrementalPullScenarios } from './pull-scenarios.js';
@@ -47,7 +48,7 @@ import { rowTriggerCost, type RowTriggerCost } from './row-triggers.js';
 import { renderJson, renderMarkdown, type BenchResults } from './report.js';
 import { judgeTargets } from './targets.js';
 
-const GROUPS = ['judge', 'push', 'sweep', 'import', 'parallel', 'pull', 'latency', 'memory', 'triggers', 'cold'] as const;
+const GROUPS = ['judge', 'push', 'sweep', 'import', 'parallel', 'pull', 'latency', 'memory', 'triggers', 'cold', 'levers'] as const;
 type Group = (typeof GROUPS)[number];
 
 function option(name: string): string | undefined {
@@ -113,6 +114,7 @@ async function main(): Promise<number> {
     let rowTriggers: RowTriggerCost | undefined;
     let latency: ScenarioResult[] = [];
     let memory: MemoryResult | undefined;
+    let levers: LeverResult | undefined;
     const phases: Record<string, number> = {};
     const phase = async (wanted: boolean, title: string, work: () => Promise<void>) => {
       if (!wanted) return;
@@ -136,6 +138,7 @@ async function main(): Promise<number> {
     await phase(wants('memory'), 'memory of a process serving pushes', async () => void (memory = await memoryScenario(url, plan.memoryPushes, plan.memoryWarmUp)));
     await phase(wants('sweep'), 'push time against batch size', async () => void (sweep = await batchSweep(ctx)));
     await phase(wants('triggers'), 'raw-writer row triggers: with vs without', async () => void (rowTriggers = await rowTriggerCost(ctx, 900_000)));
+    await phase(wants('levers'), 'each unit-of-work lever on its own', async () => void (levers = await leverScenario(url, plan.leverRounds, plan.leverReps, plan.leverVaultSize, log)));
     await phase(wants('cold'), 'cold start', async () => void (cold = await coldStart(url, plan.coldStartReps, log)));
 
     const results: BenchResults = {
@@ -147,6 +150,7 @@ async function main(): Promise<number> {
       rowTriggers,
       latency,
       memory,
+      levers,
       targets: judgeTargets(scenarios, sweep, cold, latency, memory),
       mismatches: findings.mismatches,
       notes: [...findings.notes],

@@ -526,6 +526,11 @@ function serverMessage(error: unknown): string {
 
 const CONNECTION_LOST = /Connection terminated|connection error|ECONNRESET|EPIPE|Connection ended unexpectedly|terminating connection/i;
 
+/** Whether the migration's connection went away (a dropped socket, or the server shutting down or crashing: 57P01 to 57P03). */
+function connectionLost(error: unknown): boolean {
+  return causeChain(error).some((e) => CONNECTION_LOST.test(messageOf(e)) || ['57P01', '57P02', '57P03'].includes(String((e as { code?: unknown }).code)));
+}
+
 function statementFailed(name: string, method: 'up' | 'down', index: number, count: number, sql: unknown, error: unknown, transactional: boolean): Error {
   if (error instanceof VaultDbError || isLockTimeout(error)) return error as Error;
   const text = textOf(sql).replace(/\s+/g, ' ').trim();
@@ -534,8 +539,7 @@ function statementFailed(name: string, method: 'up' | 'down', index: number, cou
   const outcome = transactional
     ? `its transaction was rolled back, so nothing of ${name} is ${method === 'up' ? 'applied' : 'reverted'}`
     : `it runs outside a transaction, so statements 1 to ${index} took effect; its statements must be safe to run again (IF NOT EXISTS, ...)`;
-  const lost = causeChain(error).some((e) => CONNECTION_LOST.test(messageOf(e)) || ['57P01', '57P02', '57P03'].includes(String((e as { code?: unknown }).code)));
-  return lost
+  return connectionLost(error)
     ? new TransientError(`The migration connection was lost: ${where}; ${outcome}. Run the migrations again.`, error)
     : new DatabaseError(`Migration ${where}; ${outcome}.`, error);
 }
@@ -544,8 +548,7 @@ function statementFailed(name: string, method: 'up' | 'down', index: number, cou
 function transactionFailed(name: string, method: 'up' | 'down', error: unknown): unknown {
   if (error instanceof VaultDbError) return error;
   const where = `${name}${method === 'up' ? '' : ' (down)'} failed in its transaction (${serverMessage(error)}); it was rolled back, so nothing of ${name} is ${method === 'up' ? 'applied' : 'reverted'}`;
-  const lost = causeChain(error).some((e) => CONNECTION_LOST.test(messageOf(e)) || ['57P01', '57P02', '57P03'].includes(String((e as { code?: unknown }).code)));
-  return lost ? new TransientError(`The migration connection was lost: ${where}. Run the migrations again.`, error) : new DatabaseError(`Migration ${where}.`, error);
+  return connectionLost(error) ? new TransientError(`The migration connection was lost: ${where}. Run the migrations again.`, error) : new DatabaseError(`Migration ${where}.`, error);
 }
 
 function pooledUrl(url: string, why: string): MigrationRefusedError {
@@ -558,8 +561,7 @@ function pooledUrl(url: string, why: string): MigrationRefusedError {
 /** Connection failures outside a statement (BEGIN, the lock, the journal) become TransientError. */
 function asVaultDbError(error: unknown): unknown {
   if (error instanceof VaultDbError) return error;
-  const lost = causeChain(error).some((e) => CONNECTION_LOST.test(messageOf(e)) || ['57P01', '57P02', '57P03'].includes(String((e as { code?: unknown }).code)));
-  if (lost) return new TransientError(`The migration connection was lost (${serverMessage(error)}); what was not reported as migrated is not applied. Run the migrations again.`, error);
+  if (connectionLost(error)) return new TransientError(`The migration connection was lost (${serverMessage(error)}); what was not reported as migrated is not applied. Run the migrations again.`, error);
   return error;
 }
 

@@ -1,0 +1,130 @@
+/**
+ * Each unit-of-work lever of issue 10, measured on its own: the service's pushes with every lever
+ * (this checkout) against the same pushes with one lever turned off, each variant in a child
+ * process of its own (`bench/lever-child.ts`), alternating in rotating order so that a slow
+ * moment of the machine falls on every variant alike.
+ *
+ * A lever is turned off by a patch in `bench/levers/` applied to a copy of `src/` and `bench/`
+ * (in a temp folder that shares `node_modules`), so the shipped code carries no switches for it.
+ * Lever 4 (`flushMode: 'commit'`) is not applied in `src/config.ts`; its row times this checkout
+ * with the setting against without it. A patch that no longer applies fails the run (and
+ * `test/unit/bench-levers.test.ts`), naming the patch to refresh.
+ *
+ * @module
+ */
+import { execFile } from 'node:child_process';
+import { cp, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { LeverSample } from './lever-child.js';
+import { stats } from './measure.js';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** The patches that each turn one lever off, named `<lever>-<what comes back>.patch`. */
+export const LEVER_PATCHES = path.join(ROOT, 'bench', 'levers');
+
+/** What each lever does, as the report names it. */
+const LEVERS: Record<string, string> = {
+  '1': 'one flush, then clear the fork (off: `em.transactional` flushes again and merges)',
+  '2': 'one managed vault reference a push (off: `ref(Vault, id)` per new record)',
+  '3': 'ciphertext type without copies (off: `BlobType`, which copies the buffer per snapshot)',
+  '4': "`flushMode: 'commit'` (not applied; on: the global setting, off: the default)",
+  '5': "version predicate on the batched UPDATE (off: MikroORM's lock-check SELECT first)",
+  '6': 'settings and claim on the lock read (off: a statement of their own first)',
+};
+
+/** One lever's figures for one push kind. */
+export interface LeverRow {
+  lever: string;
+  description: string;
+  push: string;
+  /** Median ms with the lever, and without it. */
+  withMs: number;
+  withoutMs: number;
+  /** Statements of one push with the lever, and without it. */
+  withStatements: number;
+  withoutStatements: number;
+}
+
+/** The per-lever figures and how they were taken. */
+export interface LeverResult {
+  rounds: number;
+  reps: number;
+  vaultSize: number;
+  rows: LeverRow[];
+}
+
+interface Variant {
+  name: string;
+  dir: string;
+  orm?: string;
+}
+
+async function child(variant: Variant, url: string, vaultSize: number, reps: number): Promise<LeverSample> {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', path.join(variant.dir, 'bench', 'lever-child.ts')], {
+    cwd: variant.dir,
+    env: { ...process.env, BENCH_DATABASE_URL: url, BENCH_VAULT: String(vaultSize), BENCH_REPS: String(reps), BENCH_ORM: variant.orm ?? '' },
+    timeout: 1_800_000,
+    maxBuffer: 1 << 20,
+  });
+  return JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as LeverSample;
+}
+
+/** A copy of this checkout's code with `patch` applied, sharing its `node_modules`. */
+async function patchedCopy(scratch: string, patch: string): Promise<string> {
+  const dir = path.join(scratch, path.basename(patch, '.patch'));
+  for (const entry of ['src', 'bench', 'package.json', 'tsconfig.json']) {
+    await cp(path.join(ROOT, entry), path.join(dir, entry), { recursive: true, filter: (from) => !from.includes(`${path.sep}results`) });
+  }
+  await symlink(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+  try {
+    await run('git', ['apply', patch], { cwd: dir });
+  } catch (error) {
+    throw new Error(`bench/levers/${path.basename(patch)} no longer applies to src/; make the lever's change off again by hand and refresh the patch (git diff > it)`, { cause: error });
+  }
+  return dir;
+}
+
+/**
+ * Times every variant `rounds` times, `reps` pushes of each kind per child, on `url` (migrated).
+ */
+export async function leverScenario(url: string, rounds: number, reps: number, vaultSize: number, log: (line: string) => void): Promise<LeverResult> {
+  const scratch = await mkdtemp(path.join(tmpdir(), 'vault-db-levers-'));
+  try {
+    const patches = (await readdir(LEVER_PATCHES)).filter((f) => f.endsWith('.patch')).sort();
+    const all: Variant = { name: 'all', dir: ROOT };
+    const variants: Variant[] = [all, { name: '4', dir: ROOT, orm: 'flushMode:commit' }];
+    for (const patch of patches) variants.push({ name: patch.split('-')[0] as string, dir: await patchedCopy(scratch, path.join(LEVER_PATCHES, patch)) });
+    const samples = new Map<string, LeverSample[]>(variants.map((v) => [v.name, []]));
+    for (let round = 0; round < rounds; round++) {
+      // Rotated each round, so no variant always runs first (or right after the same neighbour).
+      const order = variants.map((_, i) => variants[(i + round) % variants.length] as Variant);
+      for (const variant of order) {
+        log(`  round ${round + 1} of ${rounds}: ${variant.name === 'all' ? 'every lever' : `lever ${variant.name} ${variant.orm ? 'on' : 'off'}`}`);
+        samples.get(variant.name)?.push(await child(variant, url, vaultSize, reps));
+      }
+    }
+    const figures = (name: string, push: number) => {
+      const runs = samples.get(name) ?? [];
+      return { ms: stats(runs.flatMap((s) => s.pushes[push]?.ms ?? [])).median, statements: runs[0]?.pushes[push]?.statements ?? Number.NaN };
+    };
+    const rows: LeverRow[] = [];
+    const kinds = samples.get('all')?.[0]?.pushes.map((p) => p.name) ?? [];
+    for (const variant of variants.filter((v) => v.name !== 'all')) {
+      kinds.forEach((push, i) => {
+        const base = figures('all', i);
+        const other = figures(variant.name, i);
+        // Lever 4 is the one measured "on" against the checkout; the others "off" against it.
+        const [withLever, without] = variant.orm ? [other, base] : [base, other];
+        rows.push({ lever: variant.name, description: LEVERS[variant.name] ?? variant.name, push, withMs: withLever.ms, withoutMs: without.ms, withStatements: withLever.statements, withoutStatements: without.statements });
+      });
+    }
+    rows.sort((a, b) => a.lever.localeCompare(b.lever));
+    return { rounds, reps, vaultSize, rows };
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
