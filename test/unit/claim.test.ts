@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { ConfigurationError } from '../../src/errors.js';
-import { CLAIM_LIFETIME_SECONDS, claimRejection, parseClaimKey } from '../../src/sync/claim.js';
+import { CLAIM_LIFETIME_SECONDS, ClaimRefusal, claimRejection, parseClaimKey } from '../../src/sync/claim.js';
 
 const HEX = '0123456789abcdef'.repeat(4);
 const BYTES = Buffer.from(HEX, 'hex');
@@ -95,5 +95,17 @@ describe('claimRejection', () => {
   test('no row at all is a refusal by the key, not decades of clock skew', () => {
     vi.useFakeTimers({ now: now * 1000 });
     expect(claimRejection(undefined, 'alice')).toEqual({ kind: 'key' });
+  });
+});
+
+describe('ClaimRefusal', () => {
+  // Internal: the service turns it into a ConfigurationError. Should one ever escape (a caller of
+  // the feed functions outside the service), it must still say what it is.
+  test('is named, and says that the database refused the claim and why', () => {
+    const refusal = new ClaimRefusal({ kind: 'clock', skewSeconds: -120 });
+    expect(refusal).toBeInstanceOf(Error);
+    expect(refusal.name).toBe('ClaimRefusal');
+    expect(refusal.message).toBe('the database refused the identity claim (clock)');
+    expect(refusal.rejection).toEqual({ kind: 'clock', skewSeconds: -120 });
   });
 });
