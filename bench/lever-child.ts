@@ -1,12 +1,14 @@
 /**
  * Times the service's pushes in a process of its own, for the per-lever figures of issue 10:
- * `bench/levers.ts` runs it as `node --import tsx <variant>/bench/lever-child.ts` from a copy of
+ * `bench/levers.ts` runs it as `node --expose-gc --import tsx <variant>/bench/lever-child.ts` from a copy of
  * the checkout with one lever turned off (or from the checkout itself), with `BENCH_DATABASE_URL`
  * (migrated), `BENCH_VAULT`, `BENCH_REPS` and `BENCH_ORM` (see `orm-overrides.ts`). Prints one
  * JSON line: {@link LeverSample}.
  *
- * Each push goes into a freshly seeded vault (seeding untimed), after two untimed pushes of each
- * kind, and the statements of the last push of each kind are counted at the driver.
+ * Each push goes into a freshly seeded vault (seeding untimed). Three untimed rounds of every kind
+ * warm the JIT first, and a full collection (`--expose-gc`) before each timed push keeps the
+ * seeding's garbage out of it: the figures compare variants, so what they share is taken out.
+ * The statements of the last push of each kind are counted at the driver.
  *
  * @module
  */
@@ -33,7 +35,7 @@ export interface LeverSample {
   pushes: { name: string; ms: number[]; statements: number }[];
 }
 
-const WARM_UPS = 2;
+const WARM_UP_ROUNDS = 3;
 const BYTES = 256;
 
 async function main(): Promise<void> {
@@ -44,25 +46,34 @@ async function main(): Promise<void> {
   const seedPool = new pg.Pool({ ...pgConnectionConfig(url), max: 2 });
   const orm = await MikroORM.init(createConfig(url, parseOrmOverrides(process.env.BENCH_ORM)));
   const service = new SyncService(orm.em as EntityManager);
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('run with --expose-gc');
+  /** One push of `mix` into a fresh vault: its time and statements. */
+  const pushOnce = async (mix: ChangeMix, seedNumber: number) => {
+    const { seed, model } = liveVault(vaultSize, BYTES, seedNumber);
+    const vault = await seedVault(seedPool, benchUser('lever'), seed);
+    await analyze(seedPool);
+    const changes = makeChanges(model, mix, BYTES);
+    gc();
+    counter.start();
+    const start = performance.now();
+    await service.push(vault.userId, { changes, cursor: encodeCursor(vault.vaultId, seed.lastSeq) });
+    const ms = performance.now() - start;
+    const { count } = counter.stop();
+    await dropVaults(seedPool, [vault]);
+    return { ms, statements: count };
+  };
   try {
-    const sample: LeverSample = { pushes: [] };
-    for (const [kind, { name, mix }] of LEVER_PUSHES.entries()) {
-      const ms: number[] = [];
-      let statements = 0;
-      for (let rep = 0; rep < WARM_UPS + reps; rep++) {
-        const { seed, model } = liveVault(vaultSize, BYTES, 1000 * kind + rep + 1);
-        const vault = await seedVault(seedPool, benchUser('lever'), seed);
-        await analyze(seedPool);
-        const changes = makeChanges(model, mix, BYTES);
-        counter.start();
-        const start = performance.now();
-        await service.push(vault.userId, { changes, cursor: encodeCursor(vault.vaultId, seed.lastSeq) });
-        const elapsed = performance.now() - start;
-        statements = counter.stop().count;
-        if (rep >= WARM_UPS) ms.push(elapsed);
-        await dropVaults(seedPool, [vault]);
+    for (let round = 0; round < WARM_UP_ROUNDS; round++) for (const { mix } of LEVER_PUSHES) await pushOnce(mix, round + 1);
+    const sample: LeverSample = { pushes: LEVER_PUSHES.map(({ name }) => ({ name, ms: [], statements: 0 })) };
+    // The kinds interleaved, so a slow stretch of the machine falls on all of them.
+    for (let rep = 0; rep < reps; rep++) {
+      for (const [kind, { mix }] of LEVER_PUSHES.entries()) {
+        const { ms, statements } = await pushOnce(mix, 1000 * (kind + 1) + rep);
+        const figures = sample.pushes[kind] as LeverSample['pushes'][number];
+        figures.ms.push(ms);
+        figures.statements = statements;
       }
-      sample.pushes.push({ name, ms, statements });
     }
     console.log(JSON.stringify(sample));
   } finally {

@@ -64,7 +64,7 @@ interface Variant {
 }
 
 async function child(variant: Variant, url: string, vaultSize: number, reps: number): Promise<LeverSample> {
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', path.join(variant.dir, 'bench', 'lever-child.ts')], {
+  const { stdout } = await run(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(variant.dir, 'bench', 'lever-child.ts')], {
     cwd: variant.dir,
     env: { ...process.env, BENCH_DATABASE_URL: url, BENCH_VAULT: String(vaultSize), BENCH_REPS: String(reps), BENCH_ORM: variant.orm ?? '' },
     timeout: 1_800_000,
