@@ -138,7 +138,7 @@ async function main(): Promise<number> {
     await phase(wants('memory'), 'memory of a process serving pushes', async () => void (memory = await memoryScenario(url, plan.memoryPushes, plan.memoryWarmUp)));
     await phase(wants('sweep'), 'push time against batch size', async () => void (sweep = await batchSweep(ctx)));
     await phase(wants('triggers'), 'raw-writer row triggers: with vs without', async () => void (rowTriggers = await rowTriggerCost(ctx, 900_000)));
-    await phase(wants('levers'), 'each unit-of-work lever on its own', async () => void (levers = await leverScenario(url, plan.leverRounds, plan.leverReps, plan.leverVaultSize, log)));
+    await phase(wants('levers'), 'each unit-of-work lever on its own', async () => void (levers = await leverScenario(target.url, plan.leverRounds, plan.leverReps, plan.leverVaultSize, log)));
     await phase(wants('cold'), 'cold start', async () => void (cold = await coldStart(url, plan.coldStartReps, log)));
 
     const results: BenchResults = {
