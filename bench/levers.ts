@@ -93,9 +93,8 @@ async function patchedCopy(scratch: string, patch: string): Promise<string> {
 
 /**
  * Times every variant `rounds` times, `reps` pushes of each kind per child, in a fresh database
- * of its own on the server of `serverUrl`: the bench's database is bloated by the scenarios
- * before (a 50,000-record import, a 100,000-record vault), and the first full run's children there
- * took three times as long as on a fresh one, with every variant in a ±25% band of noise.
+ * of its own on the server of `serverUrl`: the scenarios before leave the bench's database large
+ * (a 50,000-record import, a 100,000-record vault), and the children ran slower there.
  */
 export async function leverScenario(serverUrl: string, rounds: number, reps: number, vaultSize: number, log: (line: string) => void): Promise<LeverResult> {
   const scratch = await mkdtemp(path.join(tmpdir(), 'vault-db-levers-'));

@@ -56,8 +56,8 @@ export function signClaim(key: Uint8Array, userId: string, expiresAt: number): s
  */
 export function parseClaimKey(value: unknown, source: string): Buffer {
   // The pattern and schema are built per call, not at import: a key is parsed once per service or
-  // key reload, and a mutation run (README, "Mutation testing: do the tests fail when the code is wrong?") can only trace code that runs
-  // inside a test to that test.
+  // key reload, and a mutation run can only trace code that runs inside a test to that test (see
+  // feed.ts).
   const hexKey = /^(?:\\x)?([0-9a-fA-F]{64})$/;
   const parsed = z
     .union([

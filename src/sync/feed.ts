@@ -12,9 +12,9 @@
  * transactions commit out of order.
  *
  * The statements are built by functions, per call, not once at import: building a few hundred
- * characters costs nothing next to a round trip, and a mutation run (README, "Mutation testing: do the tests fail when the code is wrong?")
- * can only trace text built inside a test to the tests that run it. Text built at import was
- * mutated too late to matter, so its mutants "survived" whatever the tests checked.
+ * characters costs nothing next to a round trip, and a mutation run (README, "Mutation testing")
+ * activates a mutant only once a test has started, so text built at import kept its original
+ * form and its mutants "survived" whatever the tests checked.
  *
  * @module
  */
