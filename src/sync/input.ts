@@ -115,9 +115,8 @@ interface EntryHead {
 /** Checks that each entry is an object with a valid, unique `recordId` and `baseVersion`, then hands it to `visit`. */
 function eachEntry(list: unknown[], prefix: string, batch: string, limits: SyncLimits, out: RuleViolation[], visit: (head: EntryHead) => void): void {
   const seen = new Set<string>();
-  // A plain loop, not forEach: forEach skips the holes of a sparse array, which would accept them.
-  for (let i = 0; i < list.length; i++) {
-    const raw = list[i];
+  // entries(), not forEach: forEach skips the holes of a sparse array, which would accept them.
+  for (const [i, raw] of list.entries()) {
     const path = `${prefix}.${i}`;
     if (typeof raw !== 'object' || raw === null) {
       out.push({ path, rule: `must be an object, not ${describeType(raw)}` });
@@ -357,8 +356,8 @@ export function validateStage(input: unknown, limits: SyncLimits): ValidStage {
   const out: RuleViolation[] = [];
   const staged = new Set(records.map((r) => r.recordId));
   const removed = new Set<string>();
-  for (let i = 0; i < remove.length; i++) {
-    const id = checkRecordId(remove[i], `remove.${i}`, limits, out);
+  for (const [i, entry] of remove.entries()) {
+    const id = checkRecordId(entry, `remove.${i}`, limits, out);
     if (id === undefined) continue;
     if (staged.has(id)) out.push({ path: `remove.${i}`, rule: 'is also staged in this call', recordId: id });
     removed.add(id);
