@@ -22,6 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { adminQuery, withDatabase } from '../scripts/database-admin.js';
 import { runMigrations } from '../src/migrate.js';
 import type { LeverSample } from './lever-child.js';
+import { runJsonChild } from './json-child.js';
 import { stats } from './measure.js';
 
 const run = promisify(execFile);
@@ -66,14 +67,8 @@ interface Variant {
   orm?: string;
 }
 
-async function child(variant: Variant, url: string, vaultSize: number, reps: number): Promise<LeverSample> {
-  const { stdout } = await run(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(variant.dir, 'bench', 'lever-child.ts')], {
-    cwd: variant.dir,
-    env: { ...process.env, BENCH_DATABASE_URL: url, BENCH_VAULT: String(vaultSize), BENCH_REPS: String(reps), BENCH_ORM: variant.orm ?? '' },
-    timeout: 1_800_000,
-    maxBuffer: 1 << 20,
-  });
-  return JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as LeverSample;
+function child(variant: Variant, url: string, vaultSize: number, reps: number): Promise<LeverSample> {
+  return runJsonChild<LeverSample>(path.join(variant.dir, 'bench', 'lever-child.ts'), [], variant.dir, { BENCH_DATABASE_URL: url, BENCH_VAULT: String(vaultSize), BENCH_REPS: String(reps), BENCH_ORM: variant.orm ?? '' });
 }
 
 /** A copy of this checkout's code with `patch` applied, sharing its `node_modules`. */

@@ -6,13 +6,11 @@
  *
  * @module
  */
-import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { runJsonChild } from './json-child.js';
 import type { MemorySample } from './memory-child.js';
 
-const run = promisify(execFile);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /**
@@ -33,14 +31,8 @@ export interface MemoryResult {
   baselineGrowthMb: number;
 }
 
-async function child(impl: 'service' | 'baseline', url: string, pushes: number, warmUp: number): Promise<MemorySample> {
-  const { stdout } = await run(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/memory-child.ts', impl], {
-    cwd: ROOT,
-    env: { ...process.env, BENCH_DATABASE_URL: url, BENCH_PUSHES: String(pushes), BENCH_WARM_UP: String(warmUp) },
-    timeout: 1_800_000,
-    maxBuffer: 1 << 20,
-  });
-  return JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as MemorySample;
+function child(impl: 'service' | 'baseline', url: string, pushes: number, warmUp: number): Promise<MemorySample> {
+  return runJsonChild<MemorySample>('bench/memory-child.ts', [impl], ROOT, { BENCH_DATABASE_URL: url, BENCH_PUSHES: String(pushes), BENCH_WARM_UP: String(warmUp) });
 }
 
 const growth = (s: MemorySample) => (s.heapMb.at(-1) ?? 0) - (s.heapMb[1] ?? s.heapMb[0] ?? 0);
