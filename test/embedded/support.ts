@@ -3,7 +3,7 @@
  * use the server (child.ts), and waiting for a process to end.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, realpath, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -123,7 +123,11 @@ export async function queryOne<T>(url: string, sql: string): Promise<T> {
   }
 }
 
-/** `cp -a` (copies a data dir with its owners and modes). */
+/**
+ * `cp -a` (copies a data dir with its owners and modes). A `from` that is a symlink is followed:
+ * a mutation run's sandbox links `node_modules` to the checkout's, and a copied link would leave
+ * the binaries where the test means them to be out of reach.
+ */
 export async function copyTree(from: string, to: string, hardLinks = false): Promise<void> {
-  await promisify(execFile)('cp', [hardLinks ? '-al' : '-a', from, to]);
+  await promisify(execFile)('cp', [hardLinks ? '-al' : '-a', await realpath(from), to]);
 }
