@@ -35,7 +35,12 @@ const FULL_FILES = ['src/**/*.ts', '!src/migrations/**', '!src/index.ts', '!src/
 const config = {
   testRunner: 'vitest',
   plugins: ['@stryker-mutator/vitest-runner'],
-  vitest: { configFile: 'vitest.stryker.config.ts', related: true },
+  // The full run's initial run is the whole suite, not only the tests that import the mutated
+  // files: some code runs only in child processes that tests start (the CLI's migrator, the
+  // embedded server's user processes), and the tests that reach it import none of it.
+  // test/support/stryker-children.ts reports what the children cover, so each mutant still runs
+  // only the tests that reach it.
+  vitest: { configFile: 'vitest.stryker.config.ts', related: quick },
   coverageAnalysis: 'perTest',
   // A static mutant (in module-level code: SQL text, constants) can't be traced to the tests that
   // reach it, so Stryker runs every related test for it: over the database suite that is about

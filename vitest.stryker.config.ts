@@ -43,7 +43,8 @@ export default defineConfig({
     globalSetup: quick ? [] : base.test?.globalSetup,
     // The unit tests import no migration, so the quick run skips tsx's start-up in every worker;
     // it re-evaluates src/ for each test file instead, so static mutants always take effect.
-    setupFiles: quick ? ['test/support/stryker-fresh-modules.ts'] : ['test/support/register-tsx.ts'],
+    // The full run's tests also start child processes; stryker-children.ts hands them the mutant.
+    setupFiles: quick ? ['test/support/stryker-fresh-modules.ts'] : ['test/support/register-tsx.ts', 'test/support/stryker-children.ts'],
     isolate: quick ? false : base.test?.isolate,
   },
 });

@@ -21,13 +21,21 @@ export interface CliResult {
 export const INHERITED_ENV = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'PGSSLMODE', 'PGSSLROOTCERT', 'PGSSLCERT', 'PGSSLKEY', 'NODE_EXTRA_CA_CERTS'] as const;
 
 /**
+ * What a child also inherits in a full Stryker run, and only there (test/support/stryker-children.ts
+ * sets them): the active mutant and the preload that reports the child's coverage, so a mutant a
+ * command reaches is tested through it too.
+ */
+const STRYKER_ENV = ['__STRYKER_ACTIVE_MUTANT__', 'VAULT_DB_STRYKER_CHILD_COVERAGE', 'NODE_OPTIONS'] as const;
+
+/**
  * Runs `command args` in the project root with exactly `env` on top of {@link INHERITED_ENV}
  * (none of the test runner's other variables leak in, so `DIRECT_URL` or `NODE_OPTIONS` can't
  * change the outcome). Never throws on a non-zero exit: the exit code is part of what tests check.
  */
 export function runCli(command: string, args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<CliResult> {
   const base: Record<string, string> = {};
-  for (const key of INHERITED_ENV) {
+  const stryker = process.env.VAULT_DB_STRYKER_CHILD_COVERAGE !== undefined;
+  for (const key of [...INHERITED_ENV, ...(stryker ? STRYKER_ENV : [])]) {
     const value = process.env[key];
     if (value !== undefined) base[key] = value;
   }
