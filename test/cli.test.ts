@@ -5,38 +5,25 @@
  * (the same grants as test/support/app-role.ts), which row-level security then applies to.
  */
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { afterAll, describe, inject, test } from 'vitest';
 import { printableAppRoleStatements } from '../src/app-role.js';
-import { pgConnectionConfig } from '../src/connection-options.js';
 import { migrationsList } from '../src/migrations/index.js';
 import { withDatabase } from '../src/pg-client.js';
 import { appRoleGrants } from './support/app-role.js';
 import { runCli, type CliResult } from './support/cli.js';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { createTestDatabase, queryOnce, type TestDatabase } from './support/database.js';
 
 const databases: TestDatabase[] = [];
 const roles: string[] = [];
 afterAll(async () => {
   for (const role of roles) {
-    await query(inject('serverUrl'), `drop role if exists "${role}"`).catch(() => {});
+    await queryOnce(inject('serverUrl'), `drop role if exists "${role}"`).catch(() => {});
   }
   await Promise.all(databases.map((db) => db.drop()));
 });
 
 function cli(args: string[], env: Record<string, string>): Promise<CliResult> {
   return runCli('node', ['--import', 'tsx', 'src/cli.ts', ...args], env, 180_000);
-}
-
-async function query<T extends object>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
-  const client = new pg.Client(pgConnectionConfig(url));
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    return (await client.query<T>(sql, params)).rows;
-  } finally {
-    await client.end().catch(() => {});
-  }
 }
 
 async function database(migrate: boolean): Promise<TestDatabase> {
@@ -59,7 +46,7 @@ describe.concurrent('vault-db', () => {
     const [first, second] = await Promise.all([cli(['migrate'], { DIRECT_URL: db.url }), cli(['migrate'], { DIRECT_URL: db.url })]);
     expect(first.code, first.stderr).toBe(0);
     expect(second.code, second.stderr).toBe(0);
-    const names = (await query<{ name: string }>(db.url, 'select name from vault_db_migrations order by id')).map((r) => r.name);
+    const names = (await queryOnce<{ name: string }>(db.url, 'select name from vault_db_migrations order by id')).map((r) => r.name);
     expect(names).toEqual(migrationsList.map((m) => m.name));
     // One run applied them all, the other found nothing to do.
     expect([first.stdout, second.stdout].map((out) => /(\d+) migration\(s\) applied/.exec(out)?.[1]).sort()).toEqual(['0', String(names.length)]);
@@ -75,7 +62,7 @@ describe.concurrent('vault-db', () => {
     const status = await cli(['status'], { DATABASE_URL: db.url });
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toContain(`pending (${migrationsList.length}): ${migrationsList[0]?.name}`);
-    expect(await query(db.url, `select to_regclass('public.vault_db_migrations') as t`)).toEqual([{ t: null }]);
+    expect(await queryOnce(db.url, `select to_regclass('public.vault_db_migrations') as t`)).toEqual([{ t: null }]);
   });
 
   test('validate: exit 0 on a migrated database, exit 1 naming a dropped index', async ({ expect }) => {
@@ -83,7 +70,7 @@ describe.concurrent('vault-db', () => {
     const ok = await cli(['validate'], { DATABASE_URL: db.url });
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).toMatch(/matches a freshly migrated database/);
-    await query(db.url, 'drop index idx_records_record_id');
+    await queryOnce(db.url, 'drop index idx_records_record_id');
     const drift = await cli(['validate'], { DATABASE_URL: db.url });
     expect(drift.code).toBe(1);
     expect(drift.stderr).toMatch(/idx_records_record_id/);
@@ -104,13 +91,13 @@ describe.concurrent('vault-db', () => {
     const password = randomBytes(18).toString('hex');
     const created = await cli(['create-app-role', '--role', role], { DIRECT_URL: db.url, VAULT_DB_APP_PASSWORD: password });
     expect(created.code, created.stderr).toBe(0);
-    expect(await query(db.url, 'select rolsuper, rolbypassrls, rolcreatedb, rolcreaterole, rolcanlogin from pg_roles where rolname = $1', [role])).toEqual([
+    expect(await queryOnce(db.url, 'select rolsuper, rolbypassrls, rolcreatedb, rolcreaterole, rolcanlogin from pg_roles where rolname = $1', [role])).toEqual([
       { rolsuper: false, rolbypassrls: false, rolcreatedb: false, rolcreaterole: false, rolcanlogin: true },
     ]);
     const asRole = new URL(withDatabase(inject('serverUrl'), db.name));
     asRole.username = role;
     asRole.password = password;
-    expect(await query(asRole.toString(), 'select count(*)::int as n from vaults')).toEqual([{ n: 0 }]);
-    await expect(query(asRole.toString(), 'select key from public.vault_db_claim_key')).rejects.toMatchObject({ code: '42501' });
+    expect(await queryOnce(asRole.toString(), 'select count(*)::int as n from vaults')).toEqual([{ n: 0 }]);
+    await expect(queryOnce(asRole.toString(), 'select key from public.vault_db_claim_key')).rejects.toMatchObject({ code: '42501' });
   });
 });

@@ -6,10 +6,8 @@
  * (src/migrations-runner/cli-migrator.ts) runs only in these child processes.
  */
 import { afterEach, expect, test } from 'vitest';
-import pg from 'pg';
-import { pgConnectionConfig } from '../src/connection-options.js';
 import { runCli } from './support/cli.js';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { createTestDatabase, queryOnce, type TestDatabase } from './support/database.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -22,18 +20,7 @@ async function database(migrate: boolean): Promise<TestDatabase> {
   return db;
 }
 
-/** `sql` on `url` in a session of its own; the rows. */
-async function query<T extends pg.QueryResultRow>(url: string, sql: string): Promise<T[]> {
-  const client = new pg.Client(pgConnectionConfig(url));
-  await client.connect();
-  try {
-    return (await client.query<T>(sql)).rows;
-  } finally {
-    await client.end();
-  }
-}
-
-const journal = (url: string) => query<{ name: string }>(url, 'select name from vault_db_migrations order by id').then((rows) => rows.map((r) => r.name));
+const journal = (url: string) => queryOnce<{ name: string }>(url, 'select name from vault_db_migrations order by id').then((rows) => rows.map((r) => r.name));
 
 test('npm run db:rollback reverts the last migration only, and db:migrate applies it again', async () => {
   const db = await database(true);
@@ -61,11 +48,11 @@ test('npm run db:rollback refuses a URL declared pooled in one line, and reverts
 test("a failure the runner can't explain keeps the driver's error and its stack, not a one-line refusal; nothing changes", async () => {
   const db = await database(false);
   // A table under the old journal's name that no MikroORM wrote: moving it fails in SQL.
-  await query(db.url, 'create table mikro_orm_migrations (id text)');
+  await queryOnce(db.url, 'create table mikro_orm_migrations (id text)');
   const result = await runCli('npm', ['run', '-s', 'db:migrate'], { DATABASE_URL: db.url }, 120_000);
   expect(result.code).not.toBe(0);
   expect(result.stderr).not.toMatch(/^vault-db: /m);
   expect(result.stderr).toContain('column "name" does not exist');
   expect(result.stderr).toMatch(/^\s+at /m);
-  expect(await query(db.url, `select to_regclass('public.vault_db_migrations') as journal`)).toEqual([{ journal: null }]);
+  expect(await queryOnce(db.url, `select to_regclass('public.vault_db_migrations') as journal`)).toEqual([{ journal: null }]);
 });

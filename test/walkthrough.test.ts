@@ -5,11 +5,9 @@
  * database it reports on.
  */
 import { afterAll, beforeAll, describe, inject, test } from 'vitest';
-import pg from 'pg';
-import { pgConnectionConfig } from '../src/connection-options.js';
 import { createAppRole, type AppRole } from './support/app-role.js';
 import { runCli, type CliResult } from './support/cli.js';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { createTestDatabase, queryOnce, type TestDatabase } from './support/database.js';
 
 const databases: TestDatabase[] = [];
 const roles: AppRole[] = [];
@@ -28,23 +26,13 @@ function start(env: Record<string, string>): Promise<CliResult> {
   return runCli('npx', ['tsx', 'examples/walkthrough.ts'], env, 180_000);
 }
 
-async function query<T extends object>(url: string, sql: string): Promise<T[]> {
-  const client = new pg.Client(pgConnectionConfig(url));
-  await client.connect();
-  try {
-    return (await client.query<T>(sql)).rows;
-  } finally {
-    await client.end();
-  }
-}
-
 async function vaultsIn(url: string): Promise<number> {
-  const [row] = await query<{ n: number }>(url, 'select count(*)::int as n from vaults');
+  const [row] = await queryOnce<{ n: number }>(url, 'select count(*)::int as n from vaults');
   return row?.n ?? 0;
 }
 
 async function databaseExists(name: string): Promise<boolean> {
-  return (await query(inject('serverUrl'), `select 1 from pg_database where datname = '${name}'`)).length === 1;
+  return (await queryOnce(inject('serverUrl'), `select 1 from pg_database where datname = '${name}'`)).length === 1;
 }
 
 let main: TestDatabase;
@@ -74,7 +62,7 @@ describe.concurrent('npm run walkthrough', () => {
     expect(result.stderr.trim().split('\n')).toEqual([
       expect.stringMatching(/^vault-db: DIRECT_URL \(127\.0\.0\.1:\d+\/vault_db_test_\w+\) and DATABASE_URL \(127\.0\.0\.1:\d+\/vault_db_test_\w+\) are different databases; .*point both at the same database\.$/),
     ]);
-    for (const db of [app, direct]) expect(await query(db.url, `select to_regclass('public.vault_db_migrations') as t`)).toEqual([{ t: null }]);
+    for (const db of [app, direct]) expect(await queryOnce(db.url, `select to_regclass('public.vault_db_migrations') as t`)).toEqual([{ t: null }]);
   });
 
   test('migrates through DIRECT_URL when it reaches the same database by another URL', async ({ expect }) => {

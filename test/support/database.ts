@@ -77,3 +77,18 @@ export async function createTestOrm(overrides: Parameters<typeof createConfig>[1
     },
   };
 }
+
+/**
+ * Runs one statement on `url` in a session of its own, closed afterwards; its rows. For checks
+ * from outside the code under test (a journal, a catalog, what a child process wrote).
+ */
+export async function queryOnce<T extends object>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client(pgConnectionConfig(url));
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    return (await client.query<T & pg.QueryResultRow>(sql, params)).rows;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
