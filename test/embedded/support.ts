@@ -97,14 +97,7 @@ export async function release(user: UserProcess): Promise<void> {
   await user.ended;
 }
 
-/** Waits until `condition` holds, polling; fails naming `what` after `timeoutMs` (generous: the machine is shared). */
-export async function waitUntil(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+export { waitUntil } from '../support/wait.js';
 
 /** True while the process `pid` runs. */
 export function running(pid: number): boolean {

@@ -14,21 +14,10 @@ import { readServeConfig } from '../../src/http/serve-config.js';
 import { toBase64Url } from '../../src/http/codec.js';
 import { createAppRole } from '../support/app-role.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { waitUntil } from '../support/wait.js';
 import { envelopeBody } from './support.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-
-/**
- * Polls `condition` until it holds; fails naming `what` after 30 s, so a server that never gets
- * there fails the test in seconds instead of hanging it to the suite's timeout.
- */
-async function waitUntil(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (!(await condition())) {
-    if (Date.now() > deadline) expect.fail(`not within 30 s: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('readServeConfig', () => {
   const refuses = (env: NodeJS.ProcessEnv, pattern: RegExp) => {
@@ -139,13 +128,13 @@ describe('the process', () => {
       await holder.query('begin');
       await holder.query(`select 1 from vaults where user_id = 'dev:alice' for update`);
       const inFlight = fetch(`${base}/v1/vault/push`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: JSON.stringify({ changes: [{ recordId: 'b', baseVersion: 0, ciphertext: toBase64Url(randomBytes(16)) }] }) });
-      await waitUntil(async () => (await holder.query(`select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()`)).rows.length > 0, 'the push waits on the held vault row');
+      await waitUntil(async () => (await holder.query(`select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()`)).rows.length > 0, 'the push is waiting on the held vault row');
       const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
       // Twice at once, as one Ctrl-C arrives under npm start (the terminal's, then npm's and tsx's relays).
       child.kill('SIGTERM');
       child.kill('SIGTERM');
       // The server has taken the signal (and stopped accepting) while the push still waits.
-      await waitUntil(() => output.includes('SIGTERM: finishing'), "the server says it is finishing on SIGTERM");
+      await waitUntil(() => output.includes('SIGTERM: finishing'), 'the server says it is finishing on SIGTERM');
       await holder.query('commit');
       const res = await inFlight;
       expect(res.status).toBe(200);
