@@ -501,6 +501,12 @@ describe('validateStage', () => {
       { path: 'remove.1', rule: 'recordId must be a string, not number' },
     ]);
   });
+
+  test('the hole of a sparse remove list is named, not skipped', () => {
+    // eslint-disable-next-line no-sparse-arrays
+    const remove = [, 'a'];
+    expect(invalid(() => validateStage(stage({ remove }), limits))).toStrictEqual([{ path: 'remove.0', rule: 'recordId must be a string, not undefined' }]);
+  });
 });
 
 describe('validateCommit and validateAbort', () => {
