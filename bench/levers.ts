@@ -87,17 +87,32 @@ async function patchedCopy(scratch: string, patch: string): Promise<string> {
 }
 
 /**
- * Times every variant `rounds` times, `reps` pushes of each kind per child, in a fresh database
- * of its own on the server of `serverUrl`: the scenarios before leave the bench's database large
- * (a 50,000-record import, a 100,000-record vault), and the children ran slower there.
+ * A fresh, migrated database on the server of `serverUrl` for one child, dropped after it.
+ *
+ * Each child seeds and deletes some 100,000 records; in a database shared by all of them the
+ * pushes grew slower child after child (the 100-change push from 35 to 190 ms over one run), so a
+ * variant's figure depended on where the rotation put it, and the every-lever variant, which every
+ * row compares against, came out slower than each variant with a lever off.
+ */
+async function inFreshDatabase<T>(serverUrl: string, work: (url: string) => Promise<T>): Promise<T> {
+  const database = `vault_db_levers_${randomBytes(4).toString('hex')}`;
+  await adminQuery(serverUrl, `create database "${database}"`);
+  try {
+    const url = withDatabase(serverUrl, database);
+    await runMigrations({ url, log: () => {} });
+    return await work(url);
+  } finally {
+    await adminQuery(serverUrl, `drop database if exists "${database}" with (force)`);
+  }
+}
+
+/**
+ * Times every variant `rounds` times, `reps` pushes of each kind per child, each child in a fresh
+ * database of its own on the server of `serverUrl` (see {@link inFreshDatabase}).
  */
 export async function leverScenario(serverUrl: string, rounds: number, reps: number, vaultSize: number, log: (line: string) => void): Promise<LeverResult> {
   const scratch = await mkdtemp(path.join(tmpdir(), 'vault-db-levers-'));
-  const database = `vault_db_levers_${randomBytes(4).toString('hex')}`;
-  await adminQuery(serverUrl, `create database "${database}"`);
-  const url = withDatabase(serverUrl, database);
   try {
-    await runMigrations({ url, log: () => {} });
     const patches = (await readdir(LEVER_PATCHES)).filter((f) => f.endsWith('.patch')).sort();
     const all: Variant = { name: 'all', dir: ROOT };
     const variants: Variant[] = [all, { name: '4', dir: ROOT, orm: 'flushMode:commit' }];
@@ -108,7 +123,10 @@ export async function leverScenario(serverUrl: string, rounds: number, reps: num
       const order = variants.map((_, i) => variants[(i + round) % variants.length] as Variant);
       for (const variant of order) {
         log(`  round ${round + 1} of ${rounds}: ${variant.name === 'all' ? 'every lever' : `lever ${variant.name} ${variant.orm ? 'on' : 'off'}`}`);
-        samples.get(variant.name)?.push(await child(variant, url, vaultSize, reps));
+        const sample = await inFreshDatabase(serverUrl, (url) => child(variant, url, vaultSize, reps));
+        samples.get(variant.name)?.push(sample);
+        // Each child's own medians, so a bimodal variant (one slow child among fast ones) shows.
+        log(`    ${sample.pushes.map((p) => `${p.name} ${stats(p.ms).median.toFixed(1)} ms`).join(', ')}`);
       }
     }
     const figures = (name: string, push: number) => {
@@ -130,6 +148,5 @@ export async function leverScenario(serverUrl: string, rounds: number, reps: num
     return { rounds, reps, vaultSize, rows };
   } finally {
     await rm(scratch, { recursive: true, force: true });
-    await adminQuery(serverUrl, `drop database if exists "${database}" with (force)`);
   }
 }
