@@ -6,9 +6,8 @@
  *
  * A lever is turned off by a patch in `bench/levers/` applied to a copy of `src/` and `bench/`
  * (in a temp folder that shares `node_modules`), so the shipped code carries no switches for it.
- * Lever 4 (`flushMode: 'commit'`) is not applied in `src/config.ts`; its row times this checkout
- * with the setting against without it. A patch that no longer applies fails the run (and
- * `test/unit/bench-levers.test.ts`), naming the patch to refresh.
+ * A patch that no longer applies fails the run (and `test/unit/bench-levers.test.ts`), naming the
+ * patch to refresh.
  *
  * @module
  */
@@ -35,7 +34,7 @@ const LEVERS: Record<string, string> = {
   '1': 'one flush, then clear the fork (off: `em.transactional` flushes again and merges)',
   '2': 'one managed vault reference a push (off: `ref(Vault, id)` per new record)',
   '3': 'ciphertext type without copies (off: `BlobType`, which copies the buffer per snapshot)',
-  '4': "`flushMode: 'commit'` (not applied; on: the global setting, off: the default)",
+  '4': "record scalars outside auto-flush tracking, `trackChanges: false` (off: tracked, an accessor per scalar per instance)",
   '5': "version predicate on the batched UPDATE (off: MikroORM's lock-check SELECT first)",
   '6': 'settings and claim on the lock read (off: a statement of their own first)',
 };
@@ -64,11 +63,10 @@ export interface LeverResult {
 interface Variant {
   name: string;
   dir: string;
-  orm?: string;
 }
 
 function child(variant: Variant, url: string, vaultSize: number, reps: number): Promise<LeverSample> {
-  return runJsonChild<LeverSample>(path.join(variant.dir, 'bench', 'lever-child.ts'), [], variant.dir, { BENCH_DATABASE_URL: url, BENCH_VAULT: String(vaultSize), BENCH_REPS: String(reps), BENCH_ORM: variant.orm ?? '' });
+  return runJsonChild<LeverSample>(path.join(variant.dir, 'bench', 'lever-child.ts'), [], variant.dir, { BENCH_DATABASE_URL: url, BENCH_VAULT: String(vaultSize), BENCH_REPS: String(reps) });
 }
 
 /** A copy of this checkout's code with `patch` applied, sharing its `node_modules`. */
@@ -115,14 +113,14 @@ export async function leverScenario(serverUrl: string, rounds: number, reps: num
   try {
     const patches = (await readdir(LEVER_PATCHES)).filter((f) => f.endsWith('.patch')).sort();
     const all: Variant = { name: 'all', dir: ROOT };
-    const variants: Variant[] = [all, { name: '4', dir: ROOT, orm: 'flushMode:commit' }];
+    const variants: Variant[] = [all];
     for (const patch of patches) variants.push({ name: patch.split('-')[0] as string, dir: await patchedCopy(scratch, path.join(LEVER_PATCHES, patch)) });
     const samples = new Map<string, LeverSample[]>(variants.map((v) => [v.name, []]));
     for (let round = 0; round < rounds; round++) {
       // Rotated each round, so no variant always runs first (or right after the same neighbour).
       const order = variants.map((_, i) => variants[(i + round) % variants.length] as Variant);
       for (const variant of order) {
-        log(`  round ${round + 1} of ${rounds}: ${variant.name === 'all' ? 'every lever' : `lever ${variant.name} ${variant.orm ? 'on' : 'off'}`}`);
+        log(`  round ${round + 1} of ${rounds}: ${variant.name === 'all' ? 'every lever' : `lever ${variant.name} off`}`);
         const sample = await inFreshDatabase(serverUrl, (url) => child(variant, url, vaultSize, reps));
         samples.get(variant.name)?.push(sample);
         // Each child's own medians, so a bimodal variant (one slow child among fast ones) shows.
@@ -137,10 +135,8 @@ export async function leverScenario(serverUrl: string, rounds: number, reps: num
     const kinds = samples.get('all')?.[0]?.pushes.map((p) => p.name) ?? [];
     for (const variant of variants.filter((v) => v.name !== 'all')) {
       kinds.forEach((push, i) => {
-        const base = figures('all', i);
-        const other = figures(variant.name, i);
-        // Lever 4 is the one measured "on" against the checkout; the others "off" against it.
-        const [withLever, without] = variant.orm ? [other, base] : [base, other];
+        const withLever = figures('all', i);
+        const without = figures(variant.name, i);
         rows.push({ lever: variant.name, description: LEVERS[variant.name] ?? variant.name, push, withMs: withLever.ms, withoutMs: without.ms, withStatements: withLever.statements, withoutStatements: without.statements });
       });
     }

@@ -166,7 +166,7 @@ export function renderMarkdown(r: BenchResults): string {
     lines.push(
       '## Each unit-of-work lever on its own',
       '',
-      `The service's pushes with every lever against the same pushes with one lever turned off (a patch in \`bench/levers/\` applied to a copy of the code; lever 4, not applied, is timed on against off). Each variant runs in a child process of its own, ${l.rounds} round(s) over all variants in rotating order, ${l.reps} timed push(es) of each kind per child, each into a fresh vault of ${l.vaultSize.toLocaleString('en-US')} records. Below 1.00x the lever saves time.`,
+      `The service's pushes with every lever against the same pushes with one lever turned off (a patch in \`bench/levers/\` applied to a copy of the code). Each variant runs in a child process of its own and a fresh database of its own, ${l.rounds} round(s) over all variants in rotating order, ${l.reps} timed push(es) of each kind per child, each into a fresh vault of ${l.vaultSize.toLocaleString('en-US')} records. Below 1.00x the lever saves time.`,
       '',
       '| lever | push | with the lever, median ms | without, median ms | with / without | statements with / without |',
       '|---|---|---:|---:|---:|---:|',

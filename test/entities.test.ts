@@ -152,6 +152,31 @@ describe('optimistic locking', () => {
   });
 });
 
+describe("VaultRecord's scalars are left out of auto flush's change tracking (trackChanges: false)", () => {
+  test('a query flushes a changed Vault first, but not a changed record; an explicit flush writes the record', async () => {
+    const { vault, records } = await seedVault(1);
+    const original = records[0]!.ciphertext;
+    const em = db.orm.em.fork();
+    const loadedVault = await em.findOneOrFail(Vault, vault.id);
+    const record = await em.findOneOrFail(VaultRecord, records[0]!.id);
+
+    // The control: Vault's scalars are tracked, so the default (auto) flush mode writes before a query.
+    loadedVault.deviceFingerprint = 'auto-flushed';
+    await em.find(Vault, { id: vault.id });
+    expect((await vaultRow(vault.id))?.device_fingerprint).toBe('auto-flushed');
+
+    const changed = ciphertext();
+    record.ciphertext = changed;
+    await em.find(VaultRecord, { id: record.id });
+    const stored = async () => (await db.pool.query<{ version: number; ciphertext: Buffer }>('select version, ciphertext from records where id = $1', [record.id])).rows[0];
+    expect((await stored())?.ciphertext.equals(original)).toBe(true);
+
+    await em.flush();
+    expect((await stored())?.ciphertext.equals(changed)).toBe(true);
+    expect((await stored())?.version).toBe(2);
+  });
+});
+
 describe('deleting a vault through the ORM', () => {
   test('removes its records even when they were never loaded', async () => {
     // The collection is not initialized, so only the database's ON DELETE CASCADE can do this.

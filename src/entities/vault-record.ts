@@ -21,6 +21,13 @@ import type { Vault } from './vault.js';
  * `seq` is the record's position in its vault's change feed: every write gives the row a new,
  * higher `seq`, handed out under the vault row lock, so a reader's cursor never skips a change.
  * A delete keeps the row as a tombstone (`deleted = true`) with its ciphertext erased.
+ *
+ * Its scalars are left out of MikroORM's auto-flush change tracking (`trackChanges: false`): that
+ * tracking defines an accessor on every scalar of every instance, and a push builds up to
+ * thousands of records (issue 10's fourth lever, without making `flushMode: 'commit'` global for
+ * an app that shares the ORM). An explicit flush still writes every change (it compares
+ * snapshots); only a query on records no longer flushes a changed record first, so flush before
+ * querying records you changed. `Vault` keeps the tracking.
  */
 @Entity({ tableName: 'records' })
 @Unique({ name: 'records_vault_id_record_id_unique', properties: ['vault', 'recordId'] })
@@ -35,7 +42,7 @@ class VaultDbVaultRecord {
   id: string = randomUUID();
 
   /** Always equal to the vault's `userId`; a database trigger rejects anything else. */
-  @Property({ type: 'text' })
+  @Property({ type: 'text', trackChanges: false })
   @Index({ name: 'idx_records_user_id' })
   userId: string;
 
@@ -49,12 +56,12 @@ class VaultDbVaultRecord {
   vault: Ref<Vault>;
 
   /** The client's id of the bookmark, unique within a vault. */
-  @Property({ type: 'text' })
+  @Property({ type: 'text', trackChanges: false })
   @Index({ name: 'idx_records_record_id' })
   recordId: string;
 
   /** Opaque encrypted bookmark. Empty for a tombstone. Replace it, never write into it (see CiphertextType). */
-  @Property({ type: CiphertextType })
+  @Property({ type: CiphertextType, trackChanges: false })
   ciphertext: Buffer;
 
   /**
@@ -63,21 +70,21 @@ class VaultDbVaultRecord {
    * INSERT, so the sync service puts the chosen value back for the flush (see
    * `src/sync/initial-version.ts`), and the database refuses any insert at or below the floor.
    */
-  @Property({ type: 'integer', version: true, default: 1 })
+  @Property({ type: 'integer', version: true, default: 1, trackChanges: false })
   version!: number;
 
-  @Property({ type: 'boolean', default: false })
+  @Property({ type: 'boolean', default: false, trackChanges: false })
   deleted: boolean = false;
 
   /** Position in the vault's change feed; see the class comment. */
-  @Property({ type: new BigIntType('number') })
+  @Property({ type: new BigIntType('number'), trackChanges: false })
   seq: number;
 
-  @Property({ type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()' })
+  @Property({ type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()', trackChanges: false })
   createdAt!: Date;
 
   /** Set by a database trigger on every update, including writes that bypass the ORM. */
-  @Property({ type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()' })
+  @Property({ type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()', trackChanges: false })
   @Index({ name: 'idx_records_updated_at' })
   updatedAt!: Date;
 
