@@ -15,9 +15,12 @@ export function causeChain(error: unknown): unknown[] {
   return out;
 }
 
-/** Whether `code` is a PostgreSQL SQLSTATE: five digits or capital letters. */
+/**
+ * Whether `code` is a PostgreSQL SQLSTATE: five digits or capital letters. No SQLSTATE class
+ * starts with E, which keeps out Node's errno names of the same shape (EPIPE, EPERM, EBUSY).
+ */
 export function isSqlState(code: unknown): code is string {
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code);
+  return typeof code === 'string' && /^[0-9A-DF-Z][0-9A-Z]{4}$/.test(code);
 }
 
 /** The first SQLSTATE in `error`'s cause chain (MikroORM copies the driver's `code` onto its own exceptions). */

@@ -29,10 +29,10 @@ import { Utils, type Constructor, type MigrateOptions, type MigrationRow, type M
 import type { DatabaseSchema, EntityManager } from '@mikro-orm/postgresql';
 import { Migrator, type Migration } from '@mikro-orm/migrations';
 import { redactUrl } from '../database-url.js';
-import { causeChain } from '../error-chain.js';
-import { DatabaseError, TransientError, VaultDbError } from '../errors.js';
+import { TransientError } from '../errors.js';
 import { fingerprint, type MigrationFingerprint } from './checksum.js';
 import { MigrationRefusedError } from './errors.js';
+import { asVaultDbError, isLockTimeout, lockRetryDelayMs, lockRetryLine, lockWaitsExhausted, messageOf, statementFailed, textOf, transactionFailed } from './failures.js';
 import { assertLockHeld, Journal, LEGACY_JOURNAL, type JournalRow } from './journal.js';
 import { heldByThisBackend, MIGRATION_LOCK_KEY } from './lock.js';
 import { MIGRATOR_DEFAULTS, migratorOptionsFromEnv, parseMigratorOptions, type MigratorOptions } from './options.js';
@@ -79,11 +79,6 @@ export interface MigrationRunReport {
   /** Applied migrations that had no checksum yet and got one in this run. */
   checksumsRecorded: string[];
 }
-
-/** Longest excerpt of a failing statement quoted in an error message. */
-const STATEMENT_EXCERPT = 120;
-/** Longest pause between two attempts of a migration that timed out waiting for a lock. */
-const MAX_RETRY_DELAY_MS = 30_000;
 
 /** MikroORM's migrator with a production-safe `up()`/`down()` (see the module). */
 export class VaultDbMigrator extends Migrator {
@@ -396,16 +391,9 @@ export class VaultDbMigrator extends Migrator {
         return await work();
       } catch (error) {
         if (!isLockTimeout(error)) throw error;
-        if (attempt >= attempts) {
-          const kept = done.length > 0 ? ` The migrations before it are applied: ${done.join(', ')}.` : '';
-          throw new TransientError(
-            `${what} waited more than ${timeout} ms for a table lock in each of ${attempts} attempts, so it was rolled back and nothing of it is applied: ` +
-              `a long-running transaction holds the table (look for old xact_start or 'idle in transaction' in pg_stat_activity).${kept} Retry later.`,
-            error,
-          );
-        }
-        const delay = Math.min(MAX_RETRY_DELAY_MS, base * 2 ** (attempt - 1));
-        this.settings.log(`${what}: a table lock was not free within ${timeout} ms; retrying in ${delay} ms (attempt ${attempt + 1} of ${attempts})`);
+        if (attempt >= attempts) throw lockWaitsExhausted(what, timeout, attempts, done, error);
+        const delay = lockRetryDelayMs(base, attempt);
+        this.settings.log(lockRetryLine(what, timeout, delay, attempt, attempts));
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
@@ -503,66 +491,11 @@ async function setLockTimeout(trx: SessionTransaction, ms: number): Promise<void
   await MigrationSession.run(trx, `select pg_catalog.set_config('lock_timeout', ?, true)`, [`${ms}ms`]);
 }
 
-/** Every error in the `cause` chain, outermost first. */
-function isLockTimeout(error: unknown): boolean {
-  return causeChain(error).some((e) => (e as { code?: unknown }).code === '55P03');
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-function textOf(sql: unknown): string {
-  return typeof sql === 'string' ? sql : String((sql as { toQuery?: () => string }).toQuery?.() ?? sql);
-}
-
-/** The server's own message of a failed statement, without the SQL MikroORM prefixes it with. */
-function serverMessage(error: unknown): string {
-  const found = causeChain(error).find((e) => typeof (e as { code?: unknown }).code === 'string') as { code?: string; message?: string } | undefined;
-  const text = (found?.message ?? messageOf(error)).split('\n')[0] ?? '';
-  const message = text.split(' - ').at(-1) ?? text;
-  return found?.code ? `${message} (SQLSTATE ${found.code})` : message;
-}
-
-const CONNECTION_LOST = /Connection terminated|connection error|ECONNRESET|EPIPE|Connection ended unexpectedly|terminating connection/i;
-
-/** Whether the migration's connection went away (a dropped socket, or the server shutting down or crashing: 57P01 to 57P03). */
-function connectionLost(error: unknown): boolean {
-  return causeChain(error).some((e) => CONNECTION_LOST.test(messageOf(e)) || ['57P01', '57P02', '57P03'].includes(String((e as { code?: unknown }).code)));
-}
-
-function statementFailed(name: string, method: 'up' | 'down', index: number, count: number, sql: unknown, error: unknown, transactional: boolean): Error {
-  if (error instanceof VaultDbError || isLockTimeout(error)) return error as Error;
-  const text = textOf(sql).replace(/\s+/g, ' ').trim();
-  const statement = text.length > STATEMENT_EXCERPT ? `${text.slice(0, STATEMENT_EXCERPT)}…` : text;
-  const where = `${name} ${method === 'up' ? '' : '(down) '}failed at statement ${index + 1} of ${count} (${statement}): ${serverMessage(error)}`;
-  const outcome = transactional
-    ? `its transaction was rolled back, so nothing of ${name} is ${method === 'up' ? 'applied' : 'reverted'}`
-    : `it runs outside a transaction, so statements 1 to ${index} took effect; its statements must be safe to run again (IF NOT EXISTS, ...)`;
-  return connectionLost(error)
-    ? new TransientError(`The migration connection was lost: ${where}; ${outcome}. Run the migrations again.`, error)
-    : new DatabaseError(`Migration ${where}; ${outcome}.`, error);
-}
-
-/** A failure of a migration's transaction outside its statements (at COMMIT, say); it rolled back. */
-function transactionFailed(name: string, method: 'up' | 'down', error: unknown): unknown {
-  if (error instanceof VaultDbError) return error;
-  const where = `${name}${method === 'up' ? '' : ' (down)'} failed in its transaction (${serverMessage(error)}); it was rolled back, so nothing of ${name} is ${method === 'up' ? 'applied' : 'reverted'}`;
-  return connectionLost(error) ? new TransientError(`The migration connection was lost: ${where}. Run the migrations again.`, error) : new DatabaseError(`Migration ${where}.`, error);
-}
-
 function pooledUrl(url: string, why: string): MigrationRefusedError {
   return new MigrationRefusedError(
     'pooled_url',
     `Refusing to migrate through ${redactUrl(url)}: ${why}. A transaction-mode pooler can't hold the migration lock; set DIRECT_URL to the direct (non-pooled) connection string.`,
   );
-}
-
-/** Connection failures outside a statement (BEGIN, the lock, the journal) become TransientError. */
-function asVaultDbError(error: unknown): unknown {
-  if (error instanceof VaultDbError) return error;
-  if (connectionLost(error)) return new TransientError(`The migration connection was lost (${serverMessage(error)}); what was not reported as migrated is not applied. Run the migrations again.`, error);
-  return error;
 }
 
 /** `schema.table` or `table` (in `defaultSchema`). */

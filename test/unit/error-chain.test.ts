@@ -14,9 +14,11 @@ test('causeChain: the error and its causes, outermost first', () => {
   expect(causeChain(null)).toEqual([]);
 });
 
-test('isSqlState: five digits or capital letters, nothing else', () => {
-  for (const code of ['42501', '08006', '55P03', '2BP01']) expect(isSqlState(code)).toBe(true);
+test('isSqlState: five digits or capital letters, nothing else, and not an errno name', () => {
+  for (const code of ['42501', '08006', '55P03', '2BP01', 'XX000', 'P0001', 'HV00B', 'F0000']) expect(isSqlState(code)).toBe(true);
   for (const code of ['4250', '425011', '42 01', 'x42501', '42p01', 42501, undefined]) expect(isSqlState(code)).toBe(false);
+  // Node's errno names of five capitals look like SQLSTATEs; no SQLSTATE class starts with E.
+  for (const code of ['EPIPE', 'EPERM', 'EBUSY', 'EBADF', 'E2BIG']) expect(isSqlState(code)).toBe(false);
 });
 
 describe('sqlStateOf', () => {
