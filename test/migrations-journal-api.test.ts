@@ -1,0 +1,129 @@
+/**
+ * The read side of `VaultDbMigrator`, as `mikro-orm migration:list` / `migration:pending` and an
+ * app's health check call it: `getExecutedMigrations()` and `getPendingMigrations()` read the
+ * journal without creating it, and a journal table named with a schema
+ * (`migrations.tableName: 'ops.schema_journal'`) is where both the runner and these reads go.
+ *
+ * Three tiny fixture migrations in a folder of their own, on a fresh database per test.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { MikroORM } from '@mikro-orm/postgresql';
+import { createConfig } from '../src/config.js';
+import type { VaultDbMigrator } from '../src/migrations-runner/vault-db-migrator.js';
+import { createTestDatabase, queryOnce, type TestDatabase } from './support/database.js';
+import { copyMigrations, ormWithMigrations, type MigrationFolder } from './support/migration-fixtures.js';
+
+const NAMES = ['Migration20991231000201', 'Migration20991231000202', 'Migration20991231000203'] as const;
+const [FIRST, SECOND, THIRD] = NAMES;
+
+let folder: MigrationFolder;
+const cleanups: (() => Promise<unknown>)[] = [];
+
+beforeAll(async () => {
+  folder = await copyMigrations({ only: () => false });
+  for (const [i, name] of NAMES.entries()) {
+    await folder.write(
+      name,
+      `import { Migration } from '@mikro-orm/migrations';
+export class ${name} extends Migration {
+  override async up(): Promise<void> { this.addSql('create table journal_api_${i + 1} (x int);'); }
+  override async down(): Promise<void> { this.addSql('drop table journal_api_${i + 1};'); }
+}
+`,
+    );
+  }
+});
+afterAll(async () => { await folder?.remove(); });
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
+});
+
+async function freshDatabase(): Promise<TestDatabase> {
+  const db = await createTestDatabase({ migrate: false });
+  cleanups.push(() => db.drop());
+  return db;
+}
+
+async function migratorOn(db: TestDatabase): Promise<VaultDbMigrator> {
+  const { orm, migrator } = await ormWithMigrations(db.url, folder.dir);
+  cleanups.push(() => orm.close(true));
+  return migrator;
+}
+
+/** A table's OID as text, or null when there is no such table. */
+async function regclass(db: TestDatabase, table: string): Promise<string | null> {
+  const [row] = await queryOnce<{ t: string | null }>(db.url, 'select to_regclass($1)::text as t', [table]);
+  return row?.t ?? null;
+}
+
+describe('getExecutedMigrations() and getPendingMigrations()', () => {
+  test('on a database never migrated: nothing executed, everything pending in order, and no journal created', async () => {
+    const db = await freshDatabase();
+    const migrator = await migratorOn(db);
+    expect(await migrator.getExecutedMigrations()).toEqual([]);
+    expect((await migrator.getPendingMigrations()).map((m) => m.name)).toEqual([FIRST, SECOND, THIRD]);
+    expect(await regclass(db, 'public.vault_db_migrations')).toBeNull();
+  });
+
+  test('after two migrations: those two executed in order (times as Dates), the third pending', async () => {
+    const db = await freshDatabase();
+    const migrator = await migratorOn(db);
+    const before = Date.now();
+    await migrator.up({ to: SECOND });
+    const executed = await migrator.getExecutedMigrations();
+    expect(executed.map((row) => row.name)).toEqual([FIRST, SECOND]);
+    for (const row of executed) {
+      expect(row.executed_at).toBeInstanceOf(Date);
+      // The server's clock, which is this machine's: within a minute of the run either way.
+      expect(Math.abs(row.executed_at.getTime() - before)).toBeLessThan(60_000);
+    }
+    const pending = await migrator.getPendingMigrations();
+    expect(pending.map((m) => m.name)).toEqual([THIRD]);
+    expect(pending[0]!.path).toMatch(new RegExp(`${THIRD}\\.ts$`));
+  });
+
+  test('after a rollback the reverted migration is pending again', async () => {
+    const db = await freshDatabase();
+    const migrator = await migratorOn(db);
+    await migrator.up();
+    await migrator.down();
+    expect((await migrator.getExecutedMigrations()).map((row) => row.name)).toEqual([FIRST, SECOND]);
+    expect((await migrator.getPendingMigrations()).map((m) => m.name)).toEqual([THIRD]);
+  });
+});
+
+describe('a journal table named with a schema', () => {
+  async function migratorWithJournal(db: TestDatabase, tableName: string): Promise<VaultDbMigrator> {
+    const config = createConfig(db.url, { pool: { min: 0, max: 2 } });
+    const orm = await MikroORM.init({
+      ...config,
+      migrations: { ...config.migrations, tableName, migrationsList: undefined, glob: 'Migration*.{js,ts}', path: folder.dir, pathTs: folder.dir, snapshot: false },
+    });
+    cleanups.push(() => orm.close(true));
+    return (orm.migrator as VaultDbMigrator).configure({ log: () => {} });
+  }
+
+  test("the runner creates the schema and journals there, and the reads find it; public's default journal is never made", async () => {
+    const db = await freshDatabase();
+    const migrator = await migratorWithJournal(db, 'ops.schema_journal');
+    expect(await migrator.getExecutedMigrations()).toEqual([]);
+    expect((await migrator.up()).map((m) => m.name)).toEqual([FIRST, SECOND, THIRD]);
+    expect(await regclass(db, 'ops.schema_journal')).toBe('ops.schema_journal');
+    expect(await regclass(db, 'public.vault_db_migrations')).toBeNull();
+    expect(await regclass(db, 'public.schema_journal')).toBeNull();
+    const rows = await queryOnce<{ name: string }>(db.url, 'select name from ops.schema_journal order by id');
+    expect(rows.map((r) => r.name)).toEqual([FIRST, SECOND, THIRD]);
+    expect((await migrator.getExecutedMigrations()).map((row) => row.name)).toEqual([FIRST, SECOND, THIRD]);
+    expect(await migrator.getPendingMigrations()).toEqual([]);
+    // A second run finds the journal where the first left it: nothing to apply.
+    expect(await migrator.up()).toEqual([]);
+  });
+
+  test('a bare table name goes into public', async () => {
+    const db = await freshDatabase();
+    const migrator = await migratorWithJournal(db, 'my_journal');
+    await migrator.up({ to: FIRST });
+    expect(await regclass(db, 'public.my_journal')).toBe('my_journal');
+    expect((await migrator.getExecutedMigrations()).map((row) => row.name)).toEqual([FIRST]);
+  });
+});
