@@ -9,6 +9,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { createConfig } from '../src/config.js';
+import { MigrationRefusedError } from '../src/migrations-runner/errors.js';
 import type { VaultDbMigrator } from '../src/migrations-runner/vault-db-migrator.js';
 import { createTestDatabase, queryOnce, type TestDatabase } from './support/database.js';
 import { copyMigrations, ormWithMigrations, type MigrationFolder } from './support/migration-fixtures.js';
@@ -44,8 +45,8 @@ async function freshDatabase(): Promise<TestDatabase> {
   return db;
 }
 
-async function migratorOn(db: TestDatabase): Promise<VaultDbMigrator> {
-  const { orm, migrator } = await ormWithMigrations(db.url, folder.dir);
+async function migratorOn(db: TestDatabase, options: Parameters<typeof ormWithMigrations>[2] = {}): Promise<VaultDbMigrator> {
+  const { orm, migrator } = await ormWithMigrations(db.url, folder.dir, options);
   cleanups.push(() => orm.close(true));
   return migrator;
 }
@@ -89,6 +90,35 @@ describe('getExecutedMigrations() and getPendingMigrations()', () => {
     await migrator.down();
     expect((await migrator.getExecutedMigrations()).map((row) => row.name)).toEqual([FIRST, SECOND]);
     expect((await migrator.getPendingMigrations()).map((m) => m.name)).toEqual([THIRD]);
+  });
+});
+
+describe('what a run reports', () => {
+  test('a line per migration applied and reverted, in order, through the log option', async () => {
+    const db = await freshDatabase();
+    const lines: string[] = [];
+    const migrator = await migratorOn(db, { log: (line) => lines.push(line) });
+    await migrator.up();
+    await migrator.down({ to: SECOND });
+    expect(lines).toEqual([`migrated ${FIRST}`, `migrated ${SECOND}`, `migrated ${THIRD}`, `reverted ${THIRD}`, `reverted ${SECOND}`]);
+  });
+
+  test("down() over an applied migration this code doesn't have refuses, naming it, and reverts nothing", async () => {
+    const db = await freshDatabase();
+    const lines: string[] = [];
+    // 'warn' lets the run start with an unknown migration applied; reverting it is another matter.
+    const migrator = await migratorOn(db, { onUnknownMigrations: 'warn', log: (line) => lines.push(line) });
+    await migrator.up();
+    const newer = 'Migration20991231000299';
+    await queryOnce(db.url, 'insert into vault_db_migrations (name) values ($1)', [newer]);
+    const error = await migrator.down().then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(MigrationRefusedError);
+    expect((error as MigrationRefusedError).message).toBe(`Can't revert ${newer}: this code doesn't have it.`);
+    expect((error as MigrationRefusedError).reason).toBe('invalid_request');
+    expect((error as MigrationRefusedError).migrations).toEqual([newer]);
+    expect((await migrator.getExecutedMigrations()).map((row) => row.name)).toEqual([FIRST, SECOND, THIRD, newer]);
+    expect(await regclass(db, 'journal_api_3')).toBe('journal_api_3');
+    expect(lines.filter((line) => line.startsWith('reverted'))).toEqual([]);
   });
 });
 
