@@ -54,20 +54,30 @@ export function connectionLost(error: unknown): boolean {
 
 /**
  * The error for statement `index` (0-based) of `count` of migration `name` failing with `error`.
- * A package error or a lock timeout passes through unchanged (the caller retries the latter).
- * `transactional` says whether the statements before it were rolled back with it.
+ * `transactional` says whether the statements before it were rolled back with it. A package error
+ * passes through unchanged, and so does a lock timeout in a transaction (the caller retries the
+ * whole migration); outside one, a lock timeout is a TransientError like a lost connection.
  */
 export function statementFailed(name: string, method: MigrationDirection, index: number, count: number, sql: unknown, error: unknown, transactional: boolean): Error {
-  if (error instanceof VaultDbError || isLockTimeout(error)) return error as Error;
+  if (error instanceof VaultDbError || (transactional && isLockTimeout(error))) return error as Error;
   const text = textOf(sql).replace(/\s+/g, ' ').trim();
   const statement = text.length > STATEMENT_EXCERPT ? `${text.slice(0, STATEMENT_EXCERPT)}…` : text;
   const where = `${name} ${method === 'up' ? '' : '(down) '}failed at statement ${index + 1} of ${count} (${statement}): ${serverMessage(error)}`;
   const outcome = transactional
     ? `its transaction was rolled back, so nothing of ${name} is ${method === 'up' ? 'applied' : 'reverted'}`
     : `it runs outside a transaction, so statements 1 to ${index} took effect; its statements must be safe to run again (IF NOT EXISTS, ...)`;
-  return connectionLost(error)
-    ? new TransientError(`The migration connection was lost: ${where}; ${outcome}. Run the migrations again.`, error)
-    : new DatabaseError(`Migration ${where}; ${outcome}.`, error);
+  const retry = retryReason(error);
+  return retry ? new TransientError(`${retry}: ${where}; ${outcome}. Run the migrations again.`, error) : new DatabaseError(`Migration ${where}; ${outcome}.`, error);
+}
+
+/**
+ * Why running again may succeed: the connection went away, or (outside a transaction, where the
+ * runner does not retry) a table lock was not free within the statement's lock_timeout.
+ */
+function retryReason(error: unknown): string | undefined {
+  if (connectionLost(error)) return 'The migration connection was lost';
+  if (isLockTimeout(error)) return 'A table lock was not free in time';
+  return undefined;
 }
 
 /** A failure of a migration's transaction outside its statements (at COMMIT, say); it rolled back. */
@@ -75,6 +85,18 @@ export function transactionFailed(name: string, method: MigrationDirection, erro
   if (error instanceof VaultDbError) return error;
   const where = `${name}${method === 'up' ? '' : ' (down)'} failed in its transaction (${serverMessage(error)}); it was rolled back, so nothing of ${name} is ${method === 'up' ? 'applied' : 'reverted'}`;
   return connectionLost(error) ? new TransientError(`The migration connection was lost: ${where}. Run the migrations again.`, error) : new DatabaseError(`Migration ${where}.`, error);
+}
+
+/**
+ * A non-transactional migration's own `up()`/`down()` code failed (one of its `execute()` calls,
+ * or a throw), before its queued statements ran. What its `execute()` calls wrote before that
+ * took effect, and the migration is not recorded, so the next run executes it again.
+ */
+export function migrationCodeFailed(name: string, method: MigrationDirection, error: unknown): unknown {
+  if (error instanceof VaultDbError) return error;
+  const where = `${name}${method === 'up' ? '' : ' (down)'} failed in its ${method}() code (${serverMessage(error)}); it runs outside a transaction, so its execute() calls before the failure took effect, and it is not recorded`;
+  const retry = retryReason(error);
+  return retry ? new TransientError(`${retry}: ${where}. Run the migrations again.`, error) : new DatabaseError(`Migration ${where}.`, error);
 }
 
 /** Connection failures outside a statement (BEGIN, the lock, the journal) become TransientError; anything else passes through. */

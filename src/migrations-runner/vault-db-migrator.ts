@@ -32,7 +32,7 @@ import { redactUrl } from '../database-url.js';
 import { TransientError } from '../errors.js';
 import { fingerprint, type MigrationFingerprint } from './checksum.js';
 import { MigrationRefusedError } from './errors.js';
-import { asVaultDbError, isLockTimeout, lockRetryDelayMs, lockRetryLine, lockWaitsExhausted, messageOf, statementFailed, textOf, transactionFailed } from './failures.js';
+import { asVaultDbError, isLockTimeout, lockRetryDelayMs, lockRetryLine, lockWaitsExhausted, messageOf, migrationCodeFailed, statementFailed, textOf, transactionFailed } from './failures.js';
 import { assertLockHeld, Journal, LEGACY_JOURNAL, type JournalRow } from './journal.js';
 import { heldByThisBackend, MIGRATION_LOCK_KEY } from './lock.js';
 import { MIGRATOR_DEFAULTS, migratorOptionsFromEnv, parseMigratorOptions, type MigratorOptions } from './options.js';
@@ -371,8 +371,15 @@ export class VaultDbMigrator extends Migrator {
     }
     const migration = await known.create();
     migration.reset();
-    migration.execute = async (sql, params) => session.query(textOf(sql), params ?? []);
-    await migration[method]();
+    // MikroORM's own execute() inlines `?` values and `??` identifiers with the platform's quoting
+    // (formatQuery) before sending; node-pg's placeholders are $1, so the text is formatted the same way here.
+    const platform = this.entityManager.getPlatform();
+    migration.execute = async (sql, params) => session.query(platform.formatQuery(textOf(sql), params ?? []));
+    try {
+      await migration[method]();
+    } catch (error) {
+      throw migrationCodeFailed(known.name, method, error);
+    }
     const queries = migration.getQueries();
     for (const [i, sql] of queries.entries()) {
       try {

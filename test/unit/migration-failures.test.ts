@@ -16,6 +16,7 @@ import {
   lockWaitsExhausted,
   MAX_RETRY_DELAY_MS,
   messageOf,
+  migrationCodeFailed,
   serverMessage,
   statementFailed,
   STATEMENT_EXCERPT,
@@ -90,6 +91,16 @@ describe('statementFailed', () => {
     const lockTimeout = new Error('MikroORM', { cause: serverError('canceling statement due to lock timeout', '55P03') });
     expect(statementFailed('M', 'up', 0, 1, 'select 1', lockTimeout, true)).toBe(lockTimeout);
   });
+
+  test('a lock timeout outside a transaction (not retried by the runner): TransientError, saying what took effect', () => {
+    const lockTimeout = serverError('canceling statement due to lock timeout', '55P03');
+    const error = statementFailed('M8', 'up', 1, 2, 'alter table t validate constraint c', lockTimeout, false);
+    expect(error).toBeInstanceOf(TransientError);
+    expect(error.message).toBe(
+      'A table lock was not free in time: M8 failed at statement 2 of 2 (alter table t validate constraint c): canceling statement due to lock timeout (SQLSTATE 55P03); ' +
+        'it runs outside a transaction, so statements 1 to 1 took effect; its statements must be safe to run again (IF NOT EXISTS, ...). Run the migrations again.',
+    );
+  });
 });
 
 describe('transactionFailed', () => {
@@ -118,6 +129,34 @@ describe('transactionFailed', () => {
   test("the package's own errors pass through", () => {
     const own = new ConfigurationError('refused');
     expect(transactionFailed('M', 'up', own)).toBe(own);
+  });
+});
+
+describe("migrationCodeFailed (a NonTransactionalMigration's own up()/down() code)", () => {
+  test('DatabaseError: what its execute() calls did before the failure took effect, and it is not recorded', () => {
+    const error = migrationCodeFailed('M7', 'up', serverError('division by zero', '22012', 'select 1 / 0')) as Error;
+    expect(error).toBeInstanceOf(DatabaseError);
+    expect(error.message).toBe(
+      'Migration M7 failed in its up() code (division by zero (SQLSTATE 22012)); it runs outside a transaction, so its execute() calls before the failure took effect, and it is not recorded.',
+    );
+    expect((migrationCodeFailed('M7', 'down', new Error('thrown by the migration')) as Error).message).toBe(
+      'Migration M7 (down) failed in its down() code (thrown by the migration); it runs outside a transaction, so its execute() calls before the failure took effect, and it is not recorded.',
+    );
+  });
+
+  test('a lost connection: TransientError; own errors and lock timeouts pass through', () => {
+    const lost = migrationCodeFailed('M7', 'up', new Error('Connection terminated unexpectedly')) as Error;
+    expect(lost).toBeInstanceOf(TransientError);
+    expect(lost.message).toBe(
+      'The migration connection was lost: M7 failed in its up() code (Connection terminated unexpectedly); it runs outside a transaction, so its execute() calls before the failure took effect, and it is not recorded. Run the migrations again.',
+    );
+    const own = new ConfigurationError('refused');
+    expect(migrationCodeFailed('M7', 'up', own)).toBe(own);
+    const lockTimeout = migrationCodeFailed('M7', 'up', serverError('canceling statement due to lock timeout', '55P03')) as Error;
+    expect(lockTimeout).toBeInstanceOf(TransientError);
+    expect(lockTimeout.message).toBe(
+      'A table lock was not free in time: M7 failed in its up() code (canceling statement due to lock timeout (SQLSTATE 55P03)); it runs outside a transaction, so its execute() calls before the failure took effect, and it is not recorded. Run the migrations again.',
+    );
   });
 });
 
