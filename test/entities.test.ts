@@ -12,6 +12,7 @@ import type { KdfParams } from '../src/envelope.js';
 import { ValidationError } from '../src/errors.js';
 import { createTestOrm, type TestOrm } from './support/database.js';
 import { ciphertext, envelope } from './support/fixtures.js';
+import { rejectionOf } from './support/rejection.js';
 
 let db: TestOrm;
 beforeAll(async () => { db = await createTestOrm(); });
@@ -233,7 +234,7 @@ describe('the key envelope is validated before anything is written', () => {
     const loaded = await em.findOneOrFail(Vault, vault.id);
 
     loaded.kdfParams = weak;
-    const error = await em.flush().then(() => undefined, (e: unknown) => e);
+    const error = await rejectionOf(em.flush());
 
     expect(error).toBeInstanceOf(ValidationError);
     expect((error as ValidationError).message).toContain('kdfParams.iterations');

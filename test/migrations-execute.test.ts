@@ -13,6 +13,7 @@ import { pgConnectionConfig } from '../src/connection-options.js';
 import { DatabaseError, TransientError } from '../src/errors.js';
 import { createTestDatabase, queryOnce, type TestDatabase } from './support/database.js';
 import { copyMigrations, ormWithMigrations, type MigrationFolder } from './support/migration-fixtures.js';
+import { rejectionOf } from './support/rejection.js';
 
 const TABLE = 'Migration20991231000301';
 const TRANSACTIONAL = 'Migration20991231000302';
@@ -132,7 +133,7 @@ test("a transactional migration's execute() writes are rolled back with it when 
   const { orm, migrator } = await ormWithMigrations(db.url, folder.dir);
   cleanups.push(() => orm.close(true));
   await migrator.up({ to: OUTSIDE });
-  const error = await migrator.up().then(() => undefined, (e: unknown) => e);
+  const error = await rejectionOf(migrator.up());
   expect(error).toBeInstanceOf(DatabaseError);
   expect((error as Error).message).toMatch(new RegExp(`^Migration ${FAILING} failed at statement 1 of 1 \\(select 1 / 0;\\): division by zero`));
   expect(await log(db)).not.toContain('99 failing-execute');
@@ -145,7 +146,7 @@ test("a NonTransactionalMigration whose execute() fails: DatabaseError naming it
   const { orm, migrator } = await ormWithMigrations(db.url, folder.dir);
   cleanups.push(() => orm.close(true));
   await migrator.up({ to: OUTSIDE });
-  const error = await migrator.up({ migrations: [FAILING_OUTSIDE] }).then(() => undefined, (e: unknown) => e);
+  const error = await rejectionOf(migrator.up({ migrations: [FAILING_OUTSIDE] }));
   expect(error).toBeInstanceOf(DatabaseError);
   expect((error as Error).message).toBe(
     `Migration ${FAILING_OUTSIDE} failed in its up() code (division by zero (SQLSTATE 22012)); it runs outside a transaction, ` +
@@ -169,7 +170,7 @@ test('a NonTransactionalMigration statement that times out on a table lock: Tran
   await holder.query('begin');
   // SHARE UPDATE EXCLUSIVE: statement 1's insert goes through, statement 2's ACCESS EXCLUSIVE can't.
   await holder.query('lock table exec_log in share update exclusive mode');
-  const error = await migrator.up({ migrations: [LOCKED_OUTSIDE] }).then(() => undefined, (e: unknown) => e);
+  const error = await rejectionOf(migrator.up({ migrations: [LOCKED_OUTSIDE] }));
   await holder.query('rollback');
   expect(error).toBeInstanceOf(TransientError);
   expect((error as Error).message).toMatch(

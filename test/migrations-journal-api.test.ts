@@ -13,6 +13,7 @@ import { MigrationRefusedError } from '../src/migrations-runner/errors.js';
 import type { VaultDbMigrator } from '../src/migrations-runner/vault-db-migrator.js';
 import { createTestDatabase, queryOnce, type TestDatabase } from './support/database.js';
 import { copyMigrations, ormWithMigrations, type MigrationFolder } from './support/migration-fixtures.js';
+import { rejectionOf } from './support/rejection.js';
 
 const NAMES = ['Migration20991231000201', 'Migration20991231000202', 'Migration20991231000203'] as const;
 const [FIRST, SECOND, THIRD] = NAMES;
@@ -111,7 +112,7 @@ describe('what a run reports', () => {
     await migrator.up();
     const newer = 'Migration20991231000299';
     await queryOnce(db.url, 'insert into vault_db_migrations (name) values ($1)', [newer]);
-    const error = await migrator.down().then(() => undefined, (e: unknown) => e);
+    const error = await rejectionOf(migrator.down());
     expect(error).toBeInstanceOf(MigrationRefusedError);
     expect((error as MigrationRefusedError).message).toBe(`Can't revert ${newer}: this code doesn't have it.`);
     expect((error as MigrationRefusedError).reason).toBe('invalid_request');

@@ -14,6 +14,7 @@ import { MIGRATION_LOCK_KEY } from '../src/migrations-runner/lock.js';
 import type { VaultDbMigrator } from '../src/migrations-runner/vault-db-migrator.js';
 import { createTestDatabase, queryOnce } from './support/database.js';
 import { ormWithMigrations, copyMigrations } from './support/migration-fixtures.js';
+import { rejectionOf } from './support/rejection.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -21,7 +22,7 @@ afterEach(async () => {
 });
 
 async function failure(run: Promise<unknown>): Promise<Error> {
-  const error = await run.then(() => undefined, (e: unknown) => e);
+  const error = await rejectionOf(run);
   expect(error).toBeInstanceOf(Error);
   return error as Error;
 }

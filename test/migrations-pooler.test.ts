@@ -13,6 +13,7 @@ import { runCli } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { copyMigrations, ormWithMigrations, type MigrationFolder } from './support/migration-fixtures.js';
 import { existingPooler, findPgBouncer, startPgBouncer, type PgBouncer } from './support/pgbouncer.js';
+import { rejectionOf } from './support/rejection.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -39,7 +40,7 @@ async function journalOf(url: string): Promise<string[] | null> {
 }
 
 async function refusal(promise: Promise<unknown>): Promise<MigrationRefusedError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await rejectionOf(promise);
   expect(error).toBeInstanceOf(MigrationRefusedError);
   return error as MigrationRefusedError;
 }

@@ -13,6 +13,7 @@ import { MigrationRefusedError } from '../src/migrations-runner/errors.js';
 import type { VaultDbMigrator } from '../src/migrations-runner/vault-db-migrator.js';
 import { createTestDatabase, queryOnce, type TestDatabase } from './support/database.js';
 import { copyMigrations, ormWithMigrations, type MigrationFolder } from './support/migration-fixtures.js';
+import { rejectionOf } from './support/rejection.js';
 
 const STAMPS = ['20991231000101', '20991231000102', '20991231000103'];
 const [FIRST, SECOND, THIRD] = STAMPS.map((stamp) => `Migration${stamp}`) as [string, string, string];
@@ -57,7 +58,7 @@ async function tables(db: TestDatabase): Promise<string[]> {
 const names = (migrations: { name: string }[]) => migrations.map((m) => m.name);
 
 async function refusal(run: Promise<unknown>): Promise<MigrationRefusedError> {
-  const error = await run.then(() => undefined, (e: unknown) => e);
+  const error = await rejectionOf(run);
   expect(error).toBeInstanceOf(MigrationRefusedError);
   return error as MigrationRefusedError;
 }

@@ -20,6 +20,7 @@ import { compareCatalogs } from '../src/schema-check/compare.js';
 import { runCli } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { copyMigrations, ormWithMigrations, type MigrationFolder } from './support/migration-fixtures.js';
+import { rejectionOf } from './support/rejection.js';
 
 const UNKNOWN = 'Migration20991231235959';
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -58,7 +59,7 @@ async function catalogOf(pool: pg.Pool): Promise<CatalogDescription> {
 }
 
 async function refusal(promise: Promise<unknown>): Promise<MigrationRefusedError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await rejectionOf(promise);
   expect(error).toBeInstanceOf(MigrationRefusedError);
   return error as MigrationRefusedError;
 }

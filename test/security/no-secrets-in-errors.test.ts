@@ -34,6 +34,7 @@ import { classifyFailure } from '../../src/sync/transient.js';
 import { createAppRole, withLogin, type AppRole } from '../support/app-role.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { pbkdf2 } from '../support/fixtures.js';
+import { rejectionOf } from '../support/rejection.js';
 
 /** Bytes no message could contain by chance: a marker, then random bytes. */
 function secret(label: string, size: number): Buffer {
@@ -104,16 +105,6 @@ function leaks(error: unknown, needles: Record<string, string>): string[] {
   return found;
 }
 
-/** Awaits a rejection and returns the error. */
-async function failure(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to fail');
-}
-
 const A = `user_a_${randomBytes(4).toString('hex')}`;
 let db: TestDatabase;
 let role: AppRole;
@@ -161,7 +152,7 @@ describe('validation errors of pushes that carry ciphertext', () => {
     ['a bad cursor type beside ciphertext', { changes: [{ recordId: 'r1', baseVersion: 0, ciphertext: ct }], cursor: 42 }],
   ];
   it.each(cases)('%s', async (_name, input) => {
-    const error = await failure(sync.push(A, input as never));
+    const error = await rejectionOf(sync.push(A, input as never));
     expect(error).toBeInstanceOf(ValidationError);
     // The cases that smuggle the secret in as text must not get that text echoed either.
     const given = (input as { changes: { ciphertext?: unknown }[] }).changes[0]?.ciphertext;
@@ -170,7 +161,7 @@ describe('validation errors of pushes that carry ciphertext', () => {
   });
 
   it('a rotation with invalid records', async () => {
-    const error = await failure(sync.rotateKey(A, {
+    const error = await rejectionOf(sync.rotateKey(A, {
       expectedVersion: 1,
       wrappedKey: randomBytes(60),
       salt: randomBytes(16),
@@ -185,7 +176,7 @@ describe('validation errors of pushes that carry ciphertext', () => {
 describe('limit errors', () => {
   it('an oversized ciphertext in a push', async () => {
     const big = secret('BIG', sync.limits.maxRecordBytes + 1);
-    const error = await failure(sync.push(A, { changes: [{ recordId: 'big', baseVersion: 0, ciphertext: big }] }));
+    const error = await rejectionOf(sync.push(A, { changes: [{ recordId: 'big', baseVersion: 0, ciphertext: big }] }));
     expect(error).toBeInstanceOf(LimitExceededError);
     expect(leaks(error, needlesOf('oversized ciphertext', big))).toEqual([]);
   });
@@ -193,7 +184,7 @@ describe('limit errors', () => {
   it('an oversized ciphertext in a rotation', async () => {
     const big = secret('BIGROT', sync.limits.maxRecordBytes + 100);
     const wrappedKey = secret('WKROT', 60);
-    const error = await failure(sync.rotateKey(A, { expectedVersion: 1, wrappedKey, salt: randomBytes(16), kdfParams: pbkdf2, records: [{ recordId: 'held', baseVersion: 1, ciphertext: big }] }));
+    const error = await rejectionOf(sync.rotateKey(A, { expectedVersion: 1, wrappedKey, salt: randomBytes(16), kdfParams: pbkdf2, records: [{ recordId: 'held', baseVersion: 1, ciphertext: big }] }));
     expect(error).toBeInstanceOf(LimitExceededError);
     expect(leaks(error, { ...needlesOf('oversized ciphertext', big), ...needlesOf('wrapped key', wrappedKey) })).toEqual([]);
   });
@@ -212,24 +203,24 @@ describe('errors about the key envelope', () => {
     ['an unknown KDF', { wrappedKey, salt, kdfParams: { algorithm: 'scrypt', N: 16384, saltLength: 20 } }],
   ];
   it.each(invalid)('enableVault with %s', async (_name, input) => {
-    const error = await failure(sync.enableVault(`fresh_${randomBytes(3).toString('hex')}`, input as never));
+    const error = await rejectionOf(sync.enableVault(`fresh_${randomBytes(3).toString('hex')}`, input as never));
     expect(error).toBeInstanceOf(ValidationError);
     expect(leaks(error, needles())).toEqual([]);
   });
   it.each(invalid)('rewrapKey with %s', async (_name, input) => {
-    const error = await failure(sync.rewrapKey(A, { expectedVersion: 1, ...input } as never));
+    const error = await rejectionOf(sync.rewrapKey(A, { expectedVersion: 1, ...input } as never));
     expect(error).toBeInstanceOf(ValidationError);
     expect(leaks(error, needles())).toEqual([]);
   });
 
   it('VaultAlreadyEnabledError', async () => {
-    const error = await failure(sync.enableVault(A, { wrappedKey, salt, kdfParams: { ...pbkdf2, saltLength: 20 } }));
+    const error = await rejectionOf(sync.enableVault(A, { wrappedKey, salt, kdfParams: { ...pbkdf2, saltLength: 20 } }));
     expect(error).toBeInstanceOf(VaultAlreadyEnabledError);
     expect(leaks(error, needles())).toEqual([]);
   });
 
   it('VersionConflictError from a stale rewrapKey', async () => {
-    const error = await failure(sync.rewrapKey(A, { expectedVersion: 99, wrappedKey, salt, kdfParams: { ...pbkdf2, saltLength: 20 } }));
+    const error = await rejectionOf(sync.rewrapKey(A, { expectedVersion: 99, wrappedKey, salt, kdfParams: { ...pbkdf2, saltLength: 20 } }));
     expect(error).toBeInstanceOf(VersionConflictError);
     expect(leaks(error, needles())).toEqual([]);
   });
@@ -242,14 +233,14 @@ describe('errors of pushes and rotations that conflict (conflicts themselves are
   const needles = () => ({ ...needlesOf('ciphertext', ct), ...needlesOf('wrapped key', wrappedKey), ...needlesOf('salt', salt), ...passwordNeedles });
 
   it('VersionConflictError from rotateKey at a stale envelope version', async () => {
-    const error = await failure(sync.rotateKey(A, { expectedVersion: 42, wrappedKey, salt, kdfParams: pbkdf2, records: [{ recordId: 'held', baseVersion: 1, ciphertext: ct }] }));
+    const error = await rejectionOf(sync.rotateKey(A, { expectedVersion: 42, wrappedKey, salt, kdfParams: pbkdf2, records: [{ recordId: 'held', baseVersion: 1, ciphertext: ct }] }));
     expect(error).toBeInstanceOf(VersionConflictError);
     expect(leaks(error, needles())).toEqual([]);
   });
 
   it('VersionConflictError from rotateKey over the wrong records (it names them, nothing else)', async () => {
     const version = (await sync.getVault(A))?.version as number;
-    const error = await failure(sync.rotateKey(A, {
+    const error = await rejectionOf(sync.rotateKey(A, {
       expectedVersion: version,
       wrappedKey,
       salt,
@@ -264,13 +255,13 @@ describe('errors of pushes and rotations that conflict (conflicts themselves are
 
   it('ResyncRequiredError from a conflicting push with a forged cursor', async () => {
     const forged = Buffer.from(`v1.${'0'.repeat(8)}-0000-0000-0000-${'0'.repeat(12)}.1`).toString('base64url');
-    const error = await failure(sync.push(A, { changes: [{ recordId: 'held', baseVersion: 0, ciphertext: ct }], cursor: forged }));
+    const error = await rejectionOf(sync.push(A, { changes: [{ recordId: 'held', baseVersion: 0, ciphertext: ct }], cursor: forged }));
     expect(error).toBeInstanceOf(ResyncRequiredError);
     expect(leaks(error, needles())).toEqual([]);
   });
 
   it('VaultNotFoundError from a push to a user without a vault', async () => {
-    const error = await failure(sync.push(`ghost_${randomBytes(3).toString('hex')}`, { changes: [{ recordId: 'held', baseVersion: 0, ciphertext: ct }] }));
+    const error = await rejectionOf(sync.push(`ghost_${randomBytes(3).toString('hex')}`, { changes: [{ recordId: 'held', baseVersion: 0, ciphertext: ct }] }));
     expect(error).toBeInstanceOf(VaultNotFoundError);
     expect(leaks(error, needles())).toEqual([]);
   });
@@ -316,13 +307,13 @@ describe('ConfigurationError from checkDatabaseReachable', () => {
   it('a database that does not exist', async () => {
     const url = new URL(withLogin(db.url, new URL(db.url).username || 'postgres', password));
     url.pathname = `/missing_${randomBytes(4).toString('hex')}`;
-    const error = await failure(checkDatabaseReachable(at(url.toString())));
+    const error = await rejectionOf(checkDatabaseReachable(at(url.toString())));
     expect(error).toBeInstanceOf(ConfigurationError);
     expect(leaks(error, needles)).toEqual([]);
   });
 
   it('a refused connection', async () => {
-    const error = await failure(checkDatabaseReachable(at(`postgres://app:${password}@127.0.0.1:1/vault`)));
+    const error = await rejectionOf(checkDatabaseReachable(at(`postgres://app:${password}@127.0.0.1:1/vault`)));
     expect(error).toBeInstanceOf(ConfigurationError);
     expect(leaks(error, needles)).toEqual([]);
   });
@@ -344,14 +335,14 @@ describe('ConfigurationError from checkDatabaseReachable', () => {
 
   it('a password given as a query parameter (libpq and node-pg accept ?password=)', async () => {
     for (const url of [`postgres://app@127.0.0.1:1/vault?password=${password}`, `postgres://app@127.0.0.1:1/vault?sslmode=disable&password=${password}`]) {
-      const error = await failure(checkDatabaseReachable(at(url)));
+      const error = await rejectionOf(checkDatabaseReachable(at(url)));
       expect(error).toBeInstanceOf(ConfigurationError);
       expect(leaks(error, needles)).toEqual([]);
     }
   });
 
   it('a URL the driver can not parse (port out of range) is a ConfigurationError too', async () => {
-    const error = await failure(checkDatabaseReachable(at(`postgres://app:${password}@127.0.0.1:99999/vault`)));
+    const error = await rejectionOf(checkDatabaseReachable(at(`postgres://app:${password}@127.0.0.1:99999/vault`)));
     expect(leaks(error, needles)).toEqual([]);
     expect(error).toBeInstanceOf(ConfigurationError);
   });

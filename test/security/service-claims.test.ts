@@ -18,6 +18,7 @@ import type { SyncServiceOptions } from '../../src/sync/types.js';
 import { createAppRole, type AppRole } from '../support/app-role.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { envelope } from '../support/fixtures.js';
+import { rejectionOf } from '../support/rejection.js';
 
 const A = `alice_${randomBytes(4).toString('hex')}`;
 
@@ -49,15 +50,6 @@ function everyCall(sync: SyncService): [string, () => Promise<unknown>][] {
     ['disableVault', () => sync.disableVault(A)],
     ['purgeTombstones', () => sync.purgeTombstones({ olderThan: new Date(Date.now() + 60_000), userId: A })],
   ];
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to fail');
 }
 
 const appService = (options: SyncServiceOptions = {}) => new SyncService(appOrm.em, { lockTimeoutMs: 10_000, ...options });
@@ -95,7 +87,7 @@ describe('as the application role', () => {
     const before = await snapshot();
     const sync = appService();
     for (const [name, call] of everyCall(sync)) {
-      const error = await rejection(call());
+      const error = await rejectionOf(call());
       expect({ name, error }).toEqual({ name, error: expect.any(ConfigurationError) });
       const message = (error as Error).message;
       expect(message).toContain('VAULT_DB_CLAIM_KEY');
@@ -110,14 +102,14 @@ describe('as the application role', () => {
     const wrong = randomBytes(32);
     for (const sync of [appService({ claimKey: wrong }), appService({ claimKey: wrong.toString('hex') })]) {
       for (const [name, call] of everyCall(sync)) {
-        const error = await rejection(call());
+        const error = await rejectionOf(call());
         expect({ name, error }).toEqual({ name, error: expect.any(ConfigurationError) });
         expect((error as Error).message).toMatch(/the claim key from options\.claimKey is not the database's/);
         expect((error as Error).message).not.toContain(wrong.toString('hex'));
       }
     }
     process.env[CLAIM_KEY_ENV] = wrong.toString('hex');
-    expect((await rejection(appService().getVault(A)) as Error).message).toMatch(/the claim key from VAULT_DB_CLAIM_KEY is not the database's/);
+    expect((await rejectionOf(appService().getVault(A)) as Error).message).toMatch(/the claim key from VAULT_DB_CLAIM_KEY is not the database's/);
     expect(await snapshot()).toEqual(before);
   });
 
@@ -165,7 +157,7 @@ describe('as the application role', () => {
   it("with this host's clock two minutes behind the database's, calls fail with a ConfigurationError about the clocks", async () => {
     const realNow = Date.now.bind(Date);
     vi.spyOn(Date, 'now').mockImplementation(() => realNow() - 120_000);
-    const error = await rejection(appService({ claimKey: role.claimKey }).getVault(A));
+    const error = await rejectionOf(appService({ claimKey: role.claimKey }).getVault(A));
     expect(error).toBeInstanceOf(ConfigurationError);
     expect((error as Error).message).toMatch(/its clock is 1\d\d s ahead of this host's/);
   });
@@ -217,7 +209,7 @@ describe('as the owner', () => {
       expect((await sync.getVault(A))?.userId).toBe(A);
       expect((await sync.push(A, { changes: [{ recordId: 'after-rotation', baseVersion: 0, ciphertext: randomBytes(16) }] })).applied).toHaveLength(1);
       // A service configured with the old key is refused until it gets the new one.
-      expect(await rejection(configured.getVault(A))).toBeInstanceOf(ConfigurationError);
+      expect(await rejectionOf(configured.getVault(A))).toBeInstanceOf(ConfigurationError);
       expect((await appService({ claimKey: fresh }).getVault(A))?.userId).toBe(A);
     } finally {
       await owner.query('select vault_db_set_claim_key($1)', [role.claimKey]);
@@ -227,7 +219,7 @@ describe('as the owner', () => {
   it("with the clocks apart, a service reading its key from the database re-reads it once, then fails about the clocks (it never retries for ever)", { timeout: 30_000 }, async () => {
     const realNow = Date.now.bind(Date);
     vi.spyOn(Date, 'now').mockImplementation(() => realNow() - 120_000);
-    const error = await rejection(new SyncService(ownerOrm.em).getVault(A));
+    const error = await rejectionOf(new SyncService(ownerOrm.em).getVault(A));
     expect(error).toBeInstanceOf(ConfigurationError);
     expect((error as Error).message).toMatch(/its clock is 1\d\d s ahead of this host's.*check the claim key from the database/);
   });
@@ -237,7 +229,7 @@ describe('as the owner', () => {
     const orm = await MikroORM.init(createConfig(scratch.url, { pool: { min: 0, max: 1 } }));
     try {
       await orm.em.getConnection().execute('drop table vault_db_claim_key cascade');
-      const error = await rejection(new SyncService(orm.em).getVault(A));
+      const error = await rejectionOf(new SyncService(orm.em).getVault(A));
       expect(error).toBeInstanceOf(VaultDbError);
       expect(error).toBeInstanceOf(ConfigurationError);
       expect((error as Error).message).toMatch(/run the migrations/);

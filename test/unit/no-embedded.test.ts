@@ -7,10 +7,11 @@ import { expect, test } from 'vitest';
 import { NO_DATABASE_URL, resolveDatabaseUrl, resolveMigrationUrl } from '../../src/database-url.js';
 import { ConfigurationError } from '../../src/errors.js';
 import { runMigrations } from '../../src/migrate.js';
+import { rejectionOf } from '../support/rejection.js';
 
 test('no URL: one line naming DATABASE_URL and DIRECT_URL, from every resolver and runMigrations', async () => {
   for (const attempt of [resolveDatabaseUrl({}), resolveMigrationUrl({ DATABASE_URL: '  ' })]) {
-    const error = await attempt.then(() => undefined, (e: unknown) => e);
+    const error = await rejectionOf(attempt);
     expect(error).toBeInstanceOf(ConfigurationError);
     expect((error as Error).message).toBe(NO_DATABASE_URL);
   }

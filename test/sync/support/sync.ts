@@ -148,12 +148,5 @@ export function summary(change: RecordState): { recordId: string; version: numbe
   return { recordId: change.recordId, version: change.version, deleted: change.deleted, ciphertext: change.ciphertext?.toString('hex') ?? null };
 }
 
-/** The rejection of `promise`, failing the test when it resolves. */
-export async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to reject, but it resolved');
-}
+/** The rejection of `promise`, failing the test when it resolves (re-exported for the sync tests' one import). */
+export { rejectionOf } from '../../support/rejection.js';
