@@ -12,7 +12,7 @@ import { createConfig } from '../src/config.js';
 import { MigrationRefusedError } from '../src/migrations-runner/errors.js';
 import type { VaultDbMigrator } from '../src/migrations-runner/vault-db-migrator.js';
 import { createTestDatabase, queryOnce, type TestDatabase } from './support/database.js';
-import { copyMigrations, ormWithMigrations, type MigrationFolder } from './support/migration-fixtures.js';
+import { copyMigrations, createTableMigration, ormWithMigrations, type MigrationFolder } from './support/migration-fixtures.js';
 import { rejectionOf } from './support/rejection.js';
 
 const NAMES = ['Migration20991231000201', 'Migration20991231000202', 'Migration20991231000203'] as const;
@@ -23,17 +23,7 @@ const cleanups: (() => Promise<unknown>)[] = [];
 
 beforeAll(async () => {
   folder = await copyMigrations({ only: () => false });
-  for (const [i, name] of NAMES.entries()) {
-    await folder.write(
-      name,
-      `import { Migration } from '@mikro-orm/migrations';
-export class ${name} extends Migration {
-  override async up(): Promise<void> { this.addSql('create table journal_api_${i + 1} (x int);'); }
-  override async down(): Promise<void> { this.addSql('drop table journal_api_${i + 1};'); }
-}
-`,
-    );
-  }
+  for (const [i, name] of NAMES.entries()) await folder.write(name, createTableMigration(name, `journal_api_${i + 1}`));
 });
 afterAll(async () => { await folder?.remove(); });
 afterEach(async () => {

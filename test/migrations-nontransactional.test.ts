@@ -18,7 +18,7 @@ import { terminateBackend } from '../soak/faults.js';
 import { settle } from './faults/support.js';
 import { PROJECT_ROOT } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
-import { copyMigrations, ormWithMigrations, type MigrationFolder } from './support/migration-fixtures.js';
+import { copyMigrations, createTableMigration, ormWithMigrations, type MigrationFolder } from './support/migration-fixtures.js';
 
 const INDEX_MIGRATION = 'Migration20991231000001';
 const CONSTRAINT_MIGRATION = 'Migration20991231000002';
@@ -40,15 +40,7 @@ beforeAll(async () => {
   await folder.write(INDEX_MIGRATION, await template('create-index-concurrently.ts'));
   await folder.write(CONSTRAINT_MIGRATION, await template('add-constraint-not-valid.ts'));
   // A transactional migration after them: the runner is back to transactions afterwards.
-  await folder.write(
-    AFTER_MIGRATION,
-    `import { Migration } from '@mikro-orm/migrations';
-export class ${AFTER_MIGRATION} extends Migration {
-  override async up(): Promise<void> { this.addSql('create table after_concurrent (x int);'); }
-  override async down(): Promise<void> { this.addSql('drop table after_concurrent;'); }
-}
-`,
-  );
+  await folder.write(AFTER_MIGRATION, createTableMigration(AFTER_MIGRATION, 'after_concurrent'));
 });
 afterAll(async () => { await folder?.remove(); });
 afterEach(async () => {

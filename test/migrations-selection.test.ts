@@ -12,7 +12,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { MigrationRefusedError } from '../src/migrations-runner/errors.js';
 import type { VaultDbMigrator } from '../src/migrations-runner/vault-db-migrator.js';
 import { createTestDatabase, queryOnce, type TestDatabase } from './support/database.js';
-import { copyMigrations, ormWithMigrations, type MigrationFolder } from './support/migration-fixtures.js';
+import { copyMigrations, createTableMigration, ormWithMigrations, type MigrationFolder } from './support/migration-fixtures.js';
 import { rejectionOf } from './support/rejection.js';
 
 const STAMPS = ['20991231000101', '20991231000102', '20991231000103'];
@@ -23,17 +23,7 @@ const cleanups: (() => Promise<unknown>)[] = [];
 
 beforeAll(async () => {
   folder = await copyMigrations({ only: () => false });
-  for (const [i, name] of [FIRST, SECOND, THIRD].entries()) {
-    await folder.write(
-      name,
-      `import { Migration } from '@mikro-orm/migrations';
-export class ${name} extends Migration {
-  override async up(): Promise<void> { this.addSql('create table selection_${i + 1} (x int);'); }
-  override async down(): Promise<void> { this.addSql('drop table selection_${i + 1};'); }
-}
-`,
-    );
-  }
+  for (const [i, name] of [FIRST, SECOND, THIRD].entries()) await folder.write(name, createTableMigration(name, `selection_${i + 1}`));
 });
 afterAll(async () => { await folder?.remove(); });
 afterEach(async () => {

@@ -59,3 +59,16 @@ export async function ormWithMigrations(url: string, dir: string, options: Parti
   const migrator = (orm.migrator as VaultDbMigrator).configure({ log: () => {}, ...options });
   return { orm, migrator };
 }
+
+/**
+ * The source of migration class `name` whose `up()` creates `table` with `columns` and whose
+ * `down()` drops it: the smallest real migration, for tests about which migrations run.
+ */
+export function createTableMigration(name: string, table: string, columns = '(x int)'): string {
+  return `import { Migration } from '@mikro-orm/migrations';
+export class ${name} extends Migration {
+  override async up(): Promise<void> { this.addSql('create table ${table} ${columns};'); }
+  override async down(): Promise<void> { this.addSql('drop table ${table};'); }
+}
+`;
+}
