@@ -45,6 +45,9 @@ export function serverMessage(error: unknown): string {
   return found?.code ? `${message} (SQLSTATE ${found.code})` : message;
 }
 
+/** How a message about a lost connection begins. */
+const LOST = 'The migration connection was lost';
+
 const CONNECTION_LOST = /Connection terminated|connection error|ECONNRESET|EPIPE|Connection ended unexpectedly|terminating connection/i;
 
 /** Whether the migration's connection went away (a dropped socket, or the server shutting down or crashing: 57P01 to 57P03). */
@@ -66,8 +69,12 @@ export function statementFailed(name: string, method: MigrationDirection, index:
   const outcome = transactional
     ? `its transaction was rolled back, so nothing of ${name} is ${method === 'up' ? 'applied' : 'reverted'}`
     : `it runs outside a transaction, so statements 1 to ${index} took effect; its statements must be safe to run again (IF NOT EXISTS, ...)`;
-  const retry = retryReason(error);
-  return retry ? new TransientError(`${retry}: ${where}; ${outcome}. Run the migrations again.`, error) : new DatabaseError(`Migration ${where}; ${outcome}.`, error);
+  return classified(`${where}; ${outcome}`, error, retryReason(error));
+}
+
+/** The error of a failed migration: TransientError when `retry` says why running again may succeed, else DatabaseError. */
+function classified(what: string, error: unknown, retry: string | undefined): Error {
+  return retry ? new TransientError(`${retry}: ${what}. Run the migrations again.`, error) : new DatabaseError(`Migration ${what}.`, error);
 }
 
 /**
@@ -75,7 +82,7 @@ export function statementFailed(name: string, method: MigrationDirection, index:
  * runner does not retry) a table lock was not free within the statement's lock_timeout.
  */
 function retryReason(error: unknown): string | undefined {
-  if (connectionLost(error)) return 'The migration connection was lost';
+  if (connectionLost(error)) return LOST;
   if (isLockTimeout(error)) return 'A table lock was not free in time';
   return undefined;
 }
@@ -84,7 +91,8 @@ function retryReason(error: unknown): string | undefined {
 export function transactionFailed(name: string, method: MigrationDirection, error: unknown): unknown {
   if (error instanceof VaultDbError) return error;
   const where = `${name}${method === 'up' ? '' : ' (down)'} failed in its transaction (${serverMessage(error)}); it was rolled back, so nothing of ${name} is ${method === 'up' ? 'applied' : 'reverted'}`;
-  return connectionLost(error) ? new TransientError(`The migration connection was lost: ${where}. Run the migrations again.`, error) : new DatabaseError(`Migration ${where}.`, error);
+  // Inside a transaction a lock timeout never gets here: withLockRetries turns it into its own TransientError.
+  return classified(where, error, connectionLost(error) ? LOST : undefined);
 }
 
 /**
@@ -95,14 +103,13 @@ export function transactionFailed(name: string, method: MigrationDirection, erro
 export function migrationCodeFailed(name: string, method: MigrationDirection, error: unknown): unknown {
   if (error instanceof VaultDbError) return error;
   const where = `${name}${method === 'up' ? '' : ' (down)'} failed in its ${method}() code (${serverMessage(error)}); it runs outside a transaction, so its execute() calls before the failure took effect, and it is not recorded`;
-  const retry = retryReason(error);
-  return retry ? new TransientError(`${retry}: ${where}. Run the migrations again.`, error) : new DatabaseError(`Migration ${where}.`, error);
+  return classified(where, error, retryReason(error));
 }
 
 /** Connection failures outside a statement (BEGIN, the lock, the journal) become TransientError; anything else passes through. */
 export function asVaultDbError(error: unknown): unknown {
   if (error instanceof VaultDbError) return error;
-  if (connectionLost(error)) return new TransientError(`The migration connection was lost (${serverMessage(error)}); what was not reported as migrated is not applied. Run the migrations again.`, error);
+  if (connectionLost(error)) return new TransientError(`${LOST} (${serverMessage(error)}); what was not reported as migrated is not applied. Run the migrations again.`, error);
   return error;
 }
 
