@@ -7,8 +7,6 @@
  * Three tiny fixture migrations in a folder of their own, on a fresh database per test.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { MikroORM } from '@mikro-orm/postgresql';
-import { createConfig } from '../src/config.js';
 import { MigrationRefusedError } from '../src/migrations-runner/errors.js';
 import type { VaultDbMigrator } from '../src/migrations-runner/vault-db-migrator.js';
 import { createTestDatabase, queryOnce, type TestDatabase } from './support/database.js';
@@ -36,8 +34,8 @@ async function freshDatabase(): Promise<TestDatabase> {
   return db;
 }
 
-async function migratorOn(db: TestDatabase, options: Parameters<typeof ormWithMigrations>[2] = {}): Promise<VaultDbMigrator> {
-  const { orm, migrator } = await ormWithMigrations(db.url, folder.dir, options);
+async function migratorOn(db: TestDatabase, options: Parameters<typeof ormWithMigrations>[2] = {}, journalTable?: string): Promise<VaultDbMigrator> {
+  const { orm, migrator } = await ormWithMigrations(db.url, folder.dir, options, journalTable);
   cleanups.push(() => orm.close(true));
   return migrator;
 }
@@ -114,19 +112,9 @@ describe('what a run reports', () => {
 });
 
 describe('a journal table named with a schema', () => {
-  async function migratorWithJournal(db: TestDatabase, tableName: string): Promise<VaultDbMigrator> {
-    const config = createConfig(db.url, { pool: { min: 0, max: 2 } });
-    const orm = await MikroORM.init({
-      ...config,
-      migrations: { ...config.migrations, tableName, migrationsList: undefined, glob: 'Migration*.{js,ts}', path: folder.dir, pathTs: folder.dir, snapshot: false },
-    });
-    cleanups.push(() => orm.close(true));
-    return (orm.migrator as VaultDbMigrator).configure({ log: () => {} });
-  }
-
   test("the runner creates the schema and journals there, and the reads find it; public's default journal is never made", async () => {
     const db = await freshDatabase();
-    const migrator = await migratorWithJournal(db, 'ops.schema_journal');
+    const migrator = await migratorOn(db, {}, 'ops.schema_journal');
     expect(await migrator.getExecutedMigrations()).toEqual([]);
     expect((await migrator.up()).map((m) => m.name)).toEqual([FIRST, SECOND, THIRD]);
     expect(await regclass(db, 'ops.schema_journal')).toBe('ops.schema_journal');
@@ -142,7 +130,7 @@ describe('a journal table named with a schema', () => {
 
   test('a bare table name goes into public', async () => {
     const db = await freshDatabase();
-    const migrator = await migratorWithJournal(db, 'my_journal');
+    const migrator = await migratorOn(db, {}, 'my_journal');
     await migrator.up({ to: FIRST });
     expect(await regclass(db, 'public.my_journal')).toBe('my_journal');
     expect((await migrator.getExecutedMigrations()).map((row) => row.name)).toEqual([FIRST]);

@@ -52,10 +52,15 @@ export async function copyMigrations(options: { only?: (name: string) => boolean
   };
 }
 
-/** An ORM on `url` whose migrator runs the migrations of folder `dir` instead of the package's list (the snapshot left alone). */
-export async function ormWithMigrations(url: string, dir: string, options: Partial<MigratorOptions> = {}, poolMax = 2): Promise<{ orm: MikroORM; migrator: VaultDbMigrator }> {
-  const config = createConfig(url, { pool: { min: 0, max: poolMax } });
-  const orm = await MikroORM.init({ ...config, migrations: { ...config.migrations, migrationsList: undefined, glob: 'Migration*.{js,ts}', path: dir, pathTs: dir, snapshot: false } });
+/**
+ * An ORM on `url` whose migrator runs the migrations of folder `dir` instead of the package's list
+ * (the snapshot left alone); `journalTable` sets `migrations.tableName` (the package's default
+ * otherwise).
+ */
+export async function ormWithMigrations(url: string, dir: string, options: Partial<MigratorOptions> = {}, journalTable?: string): Promise<{ orm: MikroORM; migrator: VaultDbMigrator }> {
+  const config = createConfig(url, { pool: { min: 0, max: 2 } });
+  const migrations = { ...config.migrations, migrationsList: undefined, glob: 'Migration*.{js,ts}', path: dir, pathTs: dir, snapshot: false };
+  const orm = await MikroORM.init({ ...config, migrations: journalTable === undefined ? migrations : { ...migrations, tableName: journalTable } });
   const migrator = (orm.migrator as VaultDbMigrator).configure({ log: () => {}, ...options });
   return { orm, migrator };
 }
