@@ -16,10 +16,9 @@ import { createTestDatabase, queryOnce, type TestDatabase } from './support/data
 const databases: TestDatabase[] = [];
 const roles: string[] = [];
 afterAll(async () => {
-  for (const role of roles) {
-    await queryOnce(inject('serverUrl'), `drop role if exists "${role}"`).catch(() => {});
-  }
+  // Databases first: a role can't be dropped while it holds grants in one.
   await Promise.all(databases.map((db) => db.drop()));
+  for (const role of roles) await queryOnce(inject('serverUrl'), `drop role if exists "${role}"`);
 });
 
 function cli(args: string[], env: Record<string, string>): Promise<CliResult> {
