@@ -1,6 +1,7 @@
 /**
- * Per-file test databases: each test file creates a database of its own, migrates it with the
- * real migrations and drops it afterwards, so files never see each other's rows.
+ * Per-file test databases: each test file creates a database of its own, a clone of the run's
+ * migrated template (template-database.ts), and drops it afterwards, so files never see each
+ * other's rows.
  *
  * Databases are created, migrated and dropped through the direct URL (`serverUrl`: migrations
  * need a session of their own for the advisory lock); the ORM of {@link createTestOrm} gets the
@@ -12,11 +13,11 @@ import { MikroORM } from '@mikro-orm/postgresql';
 import pg from 'pg';
 import { createConfig } from '../../src/config.js';
 import { pgConnectionConfig } from '../../src/connection-options.js';
-import { runMigrations } from '../../src/migrate.js';
 import { adminQuery, withDatabase } from '../../scripts/database-admin.js';
 import { ormLoginFor } from './app-role.js';
+import { cloneTemplate, TEST_DATABASE_PREFIX } from './template-database.js';
 
-/** A fresh, empty database on the test server. */
+/** A fresh database of a test's own on the test server. */
 export interface TestDatabase {
   name: string;
   /**
@@ -30,13 +31,16 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** Creates an empty database; `migrate` (default true) applies the real migrations to it. */
+/**
+ * Creates a migrated database (a clone of the run's template), or with `migrate: false` an empty
+ * one, for the tests that run migrations themselves.
+ */
 export async function createTestDatabase(options: { migrate?: boolean } = {}): Promise<TestDatabase> {
   const server = inject('serverUrl');
-  const name = `vault_db_test_${randomBytes(5).toString('hex')}`;
-  await adminQuery(server, `create database "${name}"`);
+  const name = `${TEST_DATABASE_PREFIX}${randomBytes(5).toString('hex')}`;
+  if (options.migrate ?? true) await cloneTemplate(server, inject('templateDatabase'), name);
+  else await adminQuery(server, `create database "${name}"`);
   const url = withDatabase(server, name);
-  if (options.migrate ?? true) await runMigrations({ url, log: () => {} });
   return {
     name,
     url,

@@ -8,12 +8,16 @@
  * transaction mode on the Neon-shaped stack) and is what the ORM of a test database gets. With
  * only one of them set, both are the same.
  *
+ * It also makes the run's migrated template, which every migrated test database is cloned from
+ * (template-database.ts), and drops it when the run ends.
+ *
  * The embedded server is started here explicitly (never as a side effect of resolving a URL), and
  * left when the run ends: stopped if no other process (say `npm start`) still uses it.
  */
 import type { TestProject } from 'vitest/node';
 import { checkDatabaseReachable, parseDatabaseUrl, type DatabaseTarget } from '../../src/database-url.js';
 import { startEmbeddedPostgres } from '../../src/embedded-postgres.js';
+import { createTemplateDatabase } from './template-database.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -22,6 +26,8 @@ declare module 'vitest' {
     /** The URL the application would use for the same server: the pooler's, when there is one. */
     pooledServerUrl: string;
     serverSource: string;
+    /** The migrated database that test databases are cloned from. */
+    templateDatabase: string;
   }
 }
 
@@ -49,7 +55,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('serverUrl', direct.url);
   project.provide('pooledServerUrl', pooled.url);
   project.provide('serverSource', pooled.source);
+  const template = await createTemplateDatabase(direct.url);
+  project.provide('templateDatabase', template.name);
   return async () => {
+    await template.drop();
     await embedded?.stop();
   };
 }
