@@ -9,11 +9,12 @@ import pg from 'pg';
 import { pgConnectionConfig } from '../../src/connection-options.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConfig } from '../../src/config.js';
+import { runMigrations } from '../../src/migrate.js';
 import { ConfigurationError } from '../../src/errors.js';
 import { claimMessage, signClaim } from '../../src/sync/claim.js';
 import { readClaimKey, rotateClaimKey } from '../../src/sync/claim-key.js';
 import { actAs, createAppRole, type AppRole } from '../support/app-role.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, queryOnce, type TestDatabase } from '../support/database.js';
 
 const A = `user_a_${randomBytes(4).toString('hex')}`;
 const KDF = JSON.stringify({ algorithm: 'PBKDF2-SHA256', iterations: 600_000, saltLength: 16 });
@@ -84,16 +85,21 @@ describe('the key as the migration leaves it', () => {
     expect(outer).toEqual(Buffer.from(block.map((b) => b ^ 0x5c)));
     expect(key.equals(Buffer.alloc(32))).toBe(false);
 
-    const other = await createTestDatabase();
+    // Two databases migrated here from empty, not cloned from the run's template (a clone gets its
+    // key from vault_db_rotate_claim_key()): the migration itself must make a random key.
+    const migrated = [await createTestDatabase({ migrate: false }), await createTestDatabase({ migrate: false })];
     try {
-      const client = new pg.Client(pgConnectionConfig(other.url));
-      await client.connect();
-      const otherKey = (await client.query<{ key: Buffer }>('select key from vault_db_claim_key')).rows[0]?.key;
-      await client.end();
-      expect(otherKey).toHaveLength(32);
-      expect(otherKey?.equals(key)).toBe(false);
+      const keys: Buffer[] = [];
+      for (const other of migrated) {
+        await runMigrations({ url: other.url, log: () => {} });
+        const [row] = await queryOnce<{ key: Buffer }>(other.url, 'select key from vault_db_claim_key');
+        expect(row?.key).toHaveLength(32);
+        keys.push(row?.key as Buffer);
+      }
+      expect((keys[0] as Buffer).equals(keys[1] as Buffer)).toBe(false);
+      expect(keys.some((k) => k.equals(key))).toBe(false);
     } finally {
-      await other.drop();
+      await Promise.all(migrated.map((other) => other.drop()));
     }
   });
 
