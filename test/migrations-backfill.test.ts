@@ -20,6 +20,7 @@ let orm: MikroORM;
 beforeAll(async () => {
   db = await createTestDatabase({ migrate: false });
   pool = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
+  pool.on('error', () => {});
   const config = createConfig(db.url, { pool: { min: 0, max: 2 } });
   // snapshot off, as in migrations.test.ts: never write over the committed snapshot.
   orm = await MikroORM.init({ ...config, migrations: { ...config.migrations, snapshot: false } });

@@ -24,6 +24,7 @@ let referenceCatalog: CatalogDescription;
 beforeAll(async () => {
   reference = await createTestDatabase();
   const pool = new pg.Pool({ ...pgConnectionConfig(reference.url), max: 1 });
+  pool.on('error', () => {});
   try {
     referenceCatalog = await catalogOf(pool);
   } finally {
@@ -105,6 +106,7 @@ describe('a journal in mikro_orm_migrations (releases before vault_db_migrations
     const db = await createTestDatabase({ migrate: false });
     cleanups.push(() => db.drop());
     const pool = new pg.Pool({ ...pgConnectionConfig(db.url), max: 1 });
+    pool.on('error', () => {});
     cleanups.push(() => pool.end());
     // The app migrated first, with MikroORM's default journal.
     await pool.query(`create table mikro_orm_migrations ("id" serial primary key, "name" varchar(255), "executed_at" timestamptz default current_timestamp)`);

@@ -61,6 +61,7 @@ let referenceDb: TestDatabase;
 beforeAll(async () => {
   referenceDb = await createTestDatabase();
   const pool = new pg.Pool({ ...pgConnectionConfig(referenceDb.url), max: 1 });
+  pool.on('error', () => {});
   try {
     reference = await catalogOf(pool);
   } finally {

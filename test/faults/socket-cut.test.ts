@@ -51,6 +51,7 @@ beforeAll(async () => {
   orm = await MikroORM.init(createConfig(proxy.rewrite(cuttableUrl(db)), { pool: { min: 0, max: 1 }, driverOptions: { connection: { application_name: APP }, log: quietKnexLog } }));
   sync = new SyncService(orm.em);
   direct = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
+  direct.on('error', () => {});
   await sync.enableVault(USER, envelope());
   await sync.push(USER, { changes: ['rec-90001', 'rec-90002', 'rec-90003'].map((recordId) => ({ recordId, baseVersion: 0, ciphertext: randomBytes(64) })) });
   // Measure a reference push on a warm connection.

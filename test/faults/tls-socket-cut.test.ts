@@ -39,6 +39,7 @@ beforeAll(async () => {
   orm = await MikroORM.init(createConfig(proxy.rewrite(db.pooledUrl), { pool: { min: 0, max: 1 }, driverOptions: { log: quietKnexLog } }));
   sync = new SyncService(orm.em);
   direct = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
+  direct.on('error', () => {});
   await sync.enableVault(USER, envelope());
   await sync.pull(USER, { limit: 1 });
   const before = proxy.stats;
