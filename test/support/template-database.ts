@@ -32,14 +32,15 @@ export interface TemplateDatabase {
  */
 export async function createTemplateDatabase(serverUrl: string): Promise<TemplateDatabase> {
   const name = `${TEST_DATABASE_PREFIX}template_${randomBytes(5).toString('hex')}`;
+  const drop = () => adminQuery(serverUrl, `drop database if exists "${name}" with (force)`);
   await adminQuery(serverUrl, `create database "${name}"`);
   try {
     await runMigrations({ url: withDatabase(serverUrl, name), log: () => {} });
   } catch (error) {
-    await adminQuery(serverUrl, `drop database if exists "${name}" with (force)`);
+    await drop();
     throw error;
   }
-  return { name, drop: () => adminQuery(serverUrl, `drop database if exists "${name}" with (force)`) };
+  return { name, drop };
 }
 
 /** Creates database `name` as a copy of the template, with a claim key of its own. */
