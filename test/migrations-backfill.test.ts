@@ -6,12 +6,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import pg from 'pg';
-import { pgConnectionConfig } from '../src/connection-options.js';
+import type pg from 'pg';
 import { MikroORM } from '@mikro-orm/postgresql';
 import type { Migrator } from '@mikro-orm/migrations';
 import { createConfig } from '../src/config.js';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { createTestDatabase, type TestDatabase, testPool } from './support/database.js';
 import { pbkdf2 } from './support/fixtures.js';
 
 let db: TestDatabase;
@@ -19,8 +18,7 @@ let pool: pg.Pool;
 let orm: MikroORM;
 beforeAll(async () => {
   db = await createTestDatabase({ migrate: false });
-  pool = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
-  pool.on('error', () => {});
+  pool = testPool(db.url, 2);
   const config = createConfig(db.url, { pool: { min: 0, max: 2 } });
   // snapshot off, as in migrations.test.ts: never write over the committed snapshot.
   orm = await MikroORM.init({ ...config, migrations: { ...config.migrations, snapshot: false } });

@@ -5,13 +5,12 @@
  * (two runs at once move them once), keeps their order, times and checksums, leaves an app's rows
  * where they are, and drops the old table only when nothing of the app's is left in it.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { pgConnectionConfig } from '../src/connection-options.js';
 import { runMigrations } from '../src/migrate.js';
 import { addJournal, describeCatalog, readJournal, type CatalogDescription } from '../src/schema-check/catalog.js';
 import { compareCatalogs } from '../src/schema-check/compare.js';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { createTestDatabase, type TestDatabase, testPool } from './support/database.js';
 
 const APP_MIGRATION = 'Migration20250101000000_app_bookmarks';
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -23,8 +22,7 @@ let reference: TestDatabase;
 let referenceCatalog: CatalogDescription;
 beforeAll(async () => {
   reference = await createTestDatabase();
-  const pool = new pg.Pool({ ...pgConnectionConfig(reference.url), max: 1 });
-  pool.on('error', () => {});
+  const pool = testPool(reference.url, 1);
   try {
     referenceCatalog = await catalogOf(pool);
   } finally {
@@ -45,8 +43,7 @@ async function catalogOf(pool: pg.Pool): Promise<CatalogDescription> {
 async function legacyDatabase(): Promise<{ db: TestDatabase; pool: pg.Pool; journal: { name: string; checksum: string | null; executed_at: Date }[] }> {
   const db = await createTestDatabase();
   cleanups.push(() => db.drop());
-  const pool = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
-  pool.on('error', () => {});
+  const pool = testPool(db.url, 2);
   cleanups.push(() => pool.end());
   const { rows: journal } = await pool.query<{ name: string; checksum: string | null; executed_at: Date }>(
     'select name, checksum, executed_at from vault_db_migrations order by id',
@@ -105,8 +102,7 @@ describe('a journal in mikro_orm_migrations (releases before vault_db_migrations
   test("a fresh database gets vault_db_migrations and no mikro_orm_migrations; an app's journal beside it is left alone", async () => {
     const db = await createTestDatabase({ migrate: false });
     cleanups.push(() => db.drop());
-    const pool = new pg.Pool({ ...pgConnectionConfig(db.url), max: 1 });
-    pool.on('error', () => {});
+    const pool = testPool(db.url, 1);
     cleanups.push(() => pool.end());
     // The app migrated first, with MikroORM's default journal.
     await pool.query(`create table mikro_orm_migrations ("id" serial primary key, "name" varchar(255), "executed_at" timestamptz default current_timestamp)`);

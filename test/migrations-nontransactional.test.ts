@@ -8,8 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
-import pg from 'pg';
-import { pgConnectionConfig } from '../src/connection-options.js';
+import type pg from 'pg';
 import { TransientError } from '../src/errors.js';
 import { runMigrations } from '../src/migrate.js';
 import { addJournal, describeCatalog, readJournal, type CatalogDescription } from '../src/schema-check/catalog.js';
@@ -17,7 +16,7 @@ import { compareCatalogs } from '../src/schema-check/compare.js';
 import { terminateBackend } from '../soak/faults.js';
 import { settle } from './faults/support.js';
 import { PROJECT_ROOT } from './support/cli.js';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { createTestDatabase, type TestDatabase, testPool } from './support/database.js';
 import { copyMigrations, createTableMigration, ormWithMigrations, type MigrationFolder } from './support/migration-fixtures.js';
 
 const INDEX_MIGRATION = 'Migration20991231000001';
@@ -50,8 +49,7 @@ afterEach(async () => {
 async function database(): Promise<{ db: TestDatabase; pool: pg.Pool }> {
   const db = await createTestDatabase({ migrate: false });
   cleanups.push(() => db.drop());
-  const pool = new pg.Pool({ ...pgConnectionConfig(db.url), max: 3 });
-  pool.on('error', () => {});
+  const pool = testPool(db.url, 3);
   cleanups.push(() => pool.end());
   return { db, pool };
 }

@@ -9,8 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import ts from 'typescript';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, test } from 'vitest';
-import pg from 'pg';
-import { pgConnectionConfig } from '../src/connection-options.js';
+import type pg from 'pg';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { createConfig, MIGRATIONS_DIR } from '../src/config.js';
 import { MigrationRefusedError, runMigrations } from '../src/migrate.js';
@@ -18,7 +17,7 @@ import { fingerprint } from '../src/migrations-runner/checksum.js';
 import { addJournal, describeCatalog, readJournal, type CatalogDescription } from '../src/schema-check/catalog.js';
 import { compareCatalogs } from '../src/schema-check/compare.js';
 import { runCli } from './support/cli.js';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { createTestDatabase, type TestDatabase, testPool } from './support/database.js';
 import { copyMigrations, ormWithMigrations, type MigrationFolder } from './support/migration-fixtures.js';
 import { rejectionOf } from './support/rejection.js';
 
@@ -33,8 +32,7 @@ let referenceJournal: { name: string; checksum: string | null }[];
 let referenceDb: TestDatabase;
 beforeAll(async () => {
   referenceDb = await createTestDatabase();
-  const pool = new pg.Pool({ ...pgConnectionConfig(referenceDb.url), max: 1 });
-  pool.on('error', () => {});
+  const pool = testPool(referenceDb.url, 1);
   try {
     referenceJournal = (await readJournal(pool)) ?? [];
   } finally {
@@ -47,8 +45,7 @@ afterAll(async () => { await referenceDb?.drop(); });
 async function migrated(): Promise<{ db: TestDatabase; pool: pg.Pool }> {
   const db = await createTestDatabase();
   cleanups.push(() => db.drop());
-  const pool = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
-  pool.on('error', () => {});
+  const pool = testPool(db.url, 2);
   cleanups.push(() => pool.end());
   return { db, pool };
 }
@@ -175,8 +172,7 @@ describe('journals from before this runner', () => {
     expect((await runMigrations({ url: db.url, log: (l) => lines.push(l) })).applied).toEqual([]);
     expect(lines).toEqual([`recorded the checksums of ${real.length} migration(s) applied before checksums existed`]);
     expect(await readJournal(pool)).toEqual(referenceJournal);
-    const fresh = new pg.Pool({ ...pgConnectionConfig(referenceDb.url), max: 1 });
-    fresh.on('error', () => {});
+    const fresh = testPool(referenceDb.url, 1);
     try {
       expect(compareCatalogs(await catalogOf(pool), await catalogOf(fresh))).toEqual([]);
     } finally {

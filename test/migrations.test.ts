@@ -16,7 +16,7 @@ import { TransientError } from '../src/errors.js';
 import { runMigrations } from '../src/migrate.js';
 import { addJournal, describeCatalog, readJournal, type CatalogDescription } from '../src/schema-check/catalog.js';
 import { compareCatalogs } from '../src/schema-check/compare.js';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { createTestDatabase, type TestDatabase, testPool } from './support/database.js';
 import { appliedMigrations, listFunctions, listPolicies, listTables, listTriggers } from './support/catalog.js';
 import { copyMigrations, ormWithMigrations, type MigrationFolder } from './support/migration-fixtures.js';
 import { settle } from './faults/support.js';
@@ -37,8 +37,7 @@ afterEach(async () => {
 async function freshDatabase(): Promise<{ db: TestDatabase; pool: pg.Pool }> {
   const db = await createTestDatabase({ migrate: false });
   cleanups.push(() => db.drop());
-  const pool = new pg.Pool({ ...pgConnectionConfig(db.url), max: 3 });
-  pool.on('error', () => {});
+  const pool = testPool(db.url, 3);
   cleanups.push(() => pool.end());
   return { db, pool };
 }
@@ -60,8 +59,7 @@ let reference: CatalogDescription;
 let referenceDb: TestDatabase;
 beforeAll(async () => {
   referenceDb = await createTestDatabase();
-  const pool = new pg.Pool({ ...pgConnectionConfig(referenceDb.url), max: 1 });
-  pool.on('error', () => {});
+  const pool = testPool(referenceDb.url, 1);
   try {
     reference = await catalogOf(pool);
   } finally {

@@ -3,18 +3,15 @@
  * so a missing, extra or changed column, index, constraint or trigger fails a test.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import pg from 'pg';
-import { pgConnectionConfig } from '../src/connection-options.js';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
+import type pg from 'pg';
+import { createTestDatabase, type TestDatabase, testPool } from './support/database.js';
 import { listColumns, listConstraints, listFunctions, listIndexes, listTables, listTriggers } from './support/catalog.js';
 
 let db: TestDatabase;
 let pool: pg.Pool;
 beforeAll(async () => {
   db = await createTestDatabase();
-  pool = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
-  // The test database is dropped WITH (FORCE) at the end; an idle client's 57P01 is expected then.
-  pool.on('error', () => {});
+  pool = testPool(db.url, 2);
 });
 afterAll(async () => {
   await pool?.end();

@@ -9,15 +9,14 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { MikroORM } from '@mikro-orm/postgresql';
-import pg from 'pg';
+import type pg from 'pg';
 import { createConfig } from '../../src/config.js';
-import { pgConnectionConfig } from '../../src/connection-options.js';
 import { SyncService } from '../../src/sync/sync-service.js';
 import type { Change } from '../../src/sync/types.js';
 import { appBackends } from '../../soak/faults.js';
 import { Rng } from '../../soak/random.js';
 import { TcpProxy, type CutDirection } from '../../soak/tcp-proxy.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, type TestDatabase, testPool } from '../support/database.js';
 import { envelope } from '../support/fixtures.js';
 import { appliedHow, cuttableUrl, expectIdempotentRetry, expectTransient, quietKnexLog, readVault, resend, settle, waitUntil } from './support.js';
 
@@ -50,8 +49,7 @@ beforeAll(async () => {
   // One connection, so the bytes of a push are the same every time and a cut always hits it.
   orm = await MikroORM.init(createConfig(proxy.rewrite(cuttableUrl(db)), { pool: { min: 0, max: 1 }, driverOptions: { connection: { application_name: APP }, log: quietKnexLog } }));
   sync = new SyncService(orm.em);
-  direct = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
-  direct.on('error', () => {});
+  direct = testPool(db.url, 2);
   await sync.enableVault(USER, envelope());
   await sync.push(USER, { changes: ['rec-90001', 'rec-90002', 'rec-90003'].map((recordId) => ({ recordId, baseVersion: 0, ciphertext: randomBytes(64) })) });
   // Measure a reference push on a warm connection.

@@ -10,14 +10,14 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, inject, test } from 'vitest';
 import { MikroORM } from '@mikro-orm/postgresql';
-import pg from 'pg';
+import type pg from 'pg';
 import { createConfig } from '../../src/config.js';
-import { pgConnectionConfig, tlsSettings } from '../../src/connection-options.js';
+import { tlsSettings } from '../../src/connection-options.js';
 import { SyncService } from '../../src/sync/sync-service.js';
 import type { Change } from '../../src/sync/types.js';
 import { Rng } from '../../soak/random.js';
 import { TcpProxy, type CutDirection } from '../../soak/tcp-proxy.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, type TestDatabase, testPool } from '../support/database.js';
 import { envelope } from '../support/fixtures.js';
 import { appliedHow, expectIdempotentRetry, expectTransient, quietKnexLog, readVault, resend, settle, waitUntil } from './support.js';
 
@@ -38,8 +38,7 @@ beforeAll(async () => {
   proxy = await TcpProxy.start(db.pooledUrl);
   orm = await MikroORM.init(createConfig(proxy.rewrite(db.pooledUrl), { pool: { min: 0, max: 1 }, driverOptions: { log: quietKnexLog } }));
   sync = new SyncService(orm.em);
-  direct = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
-  direct.on('error', () => {});
+  direct = testPool(db.url, 2);
   await sync.enableVault(USER, envelope());
   await sync.pull(USER, { limit: 1 });
   const before = proxy.stats;

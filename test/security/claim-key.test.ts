@@ -5,8 +5,7 @@
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { MikroORM } from '@mikro-orm/postgresql';
-import pg from 'pg';
-import { pgConnectionConfig } from '../../src/connection-options.js';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConfig } from '../../src/config.js';
 import { runMigrations } from '../../src/migrate.js';
@@ -14,7 +13,7 @@ import { ConfigurationError } from '../../src/errors.js';
 import { claimMessage, signClaim } from '../../src/sync/claim.js';
 import { readClaimKey, rotateClaimKey } from '../../src/sync/claim-key.js';
 import { actAs, createAppRole, type AppRole } from '../support/app-role.js';
-import { createTestDatabase, queryOnce, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, queryOnce, type TestDatabase, testPool } from '../support/database.js';
 
 const A = `user_a_${randomBytes(4).toString('hex')}`;
 const KDF = JSON.stringify({ algorithm: 'PBKDF2-SHA256', iterations: 600_000, saltLength: 16 });
@@ -53,8 +52,7 @@ async function asUser<T>(userId: string, work: (c: pg.PoolClient) => Promise<T>)
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  owner = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
-  owner.on('error', () => {});
+  owner = testPool(db.url, 2);
   const { rows } = await owner.query<{ id: string }>(
     `insert into vaults (user_id, wrapped_key, salt, kdf_params, last_seq) values ($1, $2, $3, $4, $5) returning id`,
     [A, randomBytes(60), randomBytes(16), KDF, RECORDS],
@@ -63,8 +61,7 @@ beforeAll(async () => {
     await owner.query(`insert into records (user_id, vault_id, record_id, ciphertext, seq) values ($1, $2, $3, $4, $5)`, [A, rows[0]?.id, `r${i}`, randomBytes(16), i]);
   }
   role = await createAppRole(db);
-  app = new pg.Pool({ ...pgConnectionConfig(role.url), max: 2 });
-  app.on('error', () => {});
+  app = testPool(role.url, 2);
 });
 
 afterAll(async () => {

@@ -13,7 +13,7 @@ import { pgConnectionConfig } from '../../src/connection-options.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signClaim } from '../../src/sync/claim.js';
 import { actAs, appRoleGrants, createAppRole, withLogin, type AppRole } from '../support/app-role.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, type TestDatabase, testPool } from '../support/database.js';
 
 const A = `user_a_${randomBytes(4).toString('hex')}`;
 const B = `user_b_${randomBytes(4).toString('hex')}`;
@@ -77,8 +77,7 @@ async function attackerSession<T>(url: string, work: (c: pg.Client) => Promise<T
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  owner = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
-  owner.on('error', () => {});
+  owner = testPool(db.url, 2);
   await seed(A, 2);
   await seed(B, 1);
   appRole = await createAppRole(db);

@@ -18,15 +18,14 @@
 import { randomBytes } from 'node:crypto';
 import { MikroORM } from '@mikro-orm/postgresql';
 import fc from 'fast-check';
-import pg from 'pg';
-import { pgConnectionConfig } from '../../src/connection-options.js';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConfig } from '../../src/config.js';
 import { ConfigurationError, DatabaseError, TransientError, VaultDbError } from '../../src/errors.js';
 import { SyncService } from '../../src/sync/sync-service.js';
 import { DEFAULT_LIMITS } from '../../src/sync/types.js';
 import { ormLoginFor } from '../support/app-role.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, type TestDatabase, testPool } from '../support/database.js';
 import { argon2id, envelope, pbkdf2 } from '../support/fixtures.js';
 
 /** The seed CI fuzzes with; `FC_SEED` overrides it. */
@@ -440,8 +439,7 @@ beforeAll(async () => {
   const login = await ormLoginFor(db);
   dropLogin = login.drop;
   orm = await MikroORM.init(createConfig(login.url, { pool: { min: 0, max: 4 } }));
-  owner = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
-  owner.on('error', () => {});
+  owner = testPool(db.url, 2);
   sync = new SyncService(orm.em);
   const tables = (await owner.query<{ t: string }>(`select tablename as t from pg_tables where schemaname = 'public' order by 1`)).rows.map((r) => r.t);
   expect(tables).toEqual(expect.arrayContaining(['records', 'vaults']));

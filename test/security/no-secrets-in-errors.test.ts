@@ -11,8 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { ref } from '@mikro-orm/core';
 import { MikroORM } from '@mikro-orm/postgresql';
-import pg from 'pg';
-import { pgConnectionConfig } from '../../src/connection-options.js';
+import type pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createConfig } from '../../src/config.js';
 import { checkDatabaseReachable } from '../../src/database-url.js';
@@ -32,7 +31,7 @@ import {
 import { SyncService } from '../../src/sync/sync-service.js';
 import { classifyFailure } from '../../src/sync/transient.js';
 import { createAppRole, withLogin, type AppRole } from '../support/app-role.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, type TestDatabase, testPool } from '../support/database.js';
 import { pbkdf2 } from '../support/fixtures.js';
 import { rejectionOf } from '../support/rejection.js';
 
@@ -118,8 +117,7 @@ beforeAll(async () => {
   role = await createAppRole(db);
   // The service logs in with a password, so a leak of its connection settings would show it.
   orm = await MikroORM.init(createConfig(role.url, { pool: { min: 0, max: 4 } }));
-  owner = new pg.Pool({ ...pgConnectionConfig(db.url), max: 3 });
-  owner.on('error', () => {});
+  owner = testPool(db.url, 3);
   sync = new SyncService(orm.em, { lockTimeoutMs: 30_000, claimKey: role.claimKey });
   passwordNeedles = { 'app role password': role.password, 'app role password (url-encoded)': encodeURIComponent(role.password) };
   await sync.enableVault(A, { wrappedKey: randomBytes(60), salt: randomBytes(16), kdfParams: pbkdf2 });

@@ -5,13 +5,12 @@
  */
 import { MikroORM } from '@mikro-orm/postgresql';
 import type { Migrator } from '@mikro-orm/migrations';
-import pg from 'pg';
-import { pgConnectionConfig } from '../../src/connection-options.js';
+import type pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { readdirSync } from 'node:fs';
 import { createConfig, MIGRATIONS_DIR } from '../../src/config.js';
 import { describeSchema } from '../support/catalog.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, type TestDatabase, testPool } from '../support/database.js';
 
 /** Every migration of the package, in the order the runner applies them. */
 const MIGRATIONS = readdirSync(MIGRATIONS_DIR)
@@ -40,8 +39,7 @@ async function state(): Promise<unknown> {
 
 beforeAll(async () => {
   db = await createTestDatabase({ migrate: false });
-  pool = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
-  pool.on('error', () => {});
+  pool = testPool(db.url, 2);
   const config = createConfig(db.url, { pool: { min: 0, max: 2 } });
   // No snapshot writes: down() would otherwise rewrite the committed snapshot.
   orm = await MikroORM.init({ ...config, migrations: { ...config.migrations, snapshot: false } });

@@ -6,12 +6,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import pg from 'pg';
-import { pgConnectionConfig } from '../../src/connection-options.js';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signClaim } from '../../src/sync/claim.js';
 import { actAs, createAppRole, withLogin, type AppRole } from '../support/app-role.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, type TestDatabase, testPool } from '../support/database.js';
 
 const A = `user_a_${randomBytes(4).toString('hex')}`;
 const B = `user_b_${randomBytes(4).toString('hex')}`;
@@ -77,13 +76,11 @@ const count = async (client: pg.ClientBase | pg.Pool, table: string, where = 'tr
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  owner = new pg.Pool({ ...pgConnectionConfig(db.url), max: 3 });
-  owner.on('error', () => {});
+  owner = testPool(db.url, 3);
   await seed(A, 3, 1);
   await seed(B, 2, 1);
   role = await createAppRole(db);
-  app = new pg.Pool({ ...pgConnectionConfig(role.url), max: 3 });
-  app.on('error', () => {});
+  app = testPool(role.url, 3);
 });
 
 afterAll(async () => {
@@ -387,8 +384,7 @@ describe('docs/app-role.sql', () => {
       .replaceAll('vault_app', name)
       .replace("'change-me'", `'${password}'`);
     await owner.query(script);
-    const docRole = new pg.Pool({ ...pgConnectionConfig(withLogin(db.url, name, password)), max: 1 });
-    docRole.on('error', () => {});
+    const docRole = testPool(withLogin(db.url, name, password), 1);
     try {
       const attrs = await owner.query(`select rolsuper, rolbypassrls, rolcanlogin from pg_roles where rolname = $1`, [name]);
       expect(attrs.rows).toEqual([{ rolsuper: false, rolbypassrls: false, rolcanlogin: true }]);

@@ -7,15 +7,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { MikroORM } from '@mikro-orm/postgresql';
-import pg from 'pg';
-import { pgConnectionConfig } from '../../src/connection-options.js';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConfig } from '../../src/config.js';
 import { Vault } from '../../src/entities/vault.js';
 import { ConfigurationError, ResyncRequiredError, VaultAlreadyEnabledError, VaultNotFoundError, VersionConflictError } from '../../src/errors.js';
 import { SyncService } from '../../src/sync/sync-service.js';
 import { createAppRole, type AppRole } from '../support/app-role.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, type TestDatabase, testPool } from '../support/database.js';
 import { argon2id, ciphertext, envelope, pbkdf2 } from '../support/fixtures.js';
 
 const A = `alice_${randomBytes(4).toString('hex')}`;
@@ -34,8 +33,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   role = await createAppRole(db);
   orm = await MikroORM.init(createConfig(role.url, { pool: { min: 0, max: 4 } }));
-  owner = new pg.Pool({ ...pgConnectionConfig(db.url), max: 2 });
-  owner.on('error', () => {});
+  owner = testPool(db.url, 2);
   sync = new SyncService(orm.em, { lockTimeoutMs: 10_000, claimKey: role.claimKey });
 });
 

@@ -16,7 +16,7 @@ import { CLAIM_KEY_ENV, rotateClaimKey } from '../../src/sync/claim-key.js';
 import { SyncService } from '../../src/sync/sync-service.js';
 import type { SyncServiceOptions } from '../../src/sync/types.js';
 import { createAppRole, type AppRole } from '../support/app-role.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, type TestDatabase, testPool } from '../support/database.js';
 import { envelope } from '../support/fixtures.js';
 import { rejectionOf } from '../support/rejection.js';
 
@@ -60,8 +60,7 @@ beforeAll(async () => {
   role = await createAppRole(db);
   appOrm = await MikroORM.init(createConfig(role.url, { pool: { min: 0, max: 4 } }));
   ownerOrm = await MikroORM.init(createConfig(db.url, { pool: { min: 0, max: 2 } }));
-  owner = new pg.Pool({ ...pgConnectionConfig(db.url), max: 3 });
-  owner.on('error', () => {});
+  owner = testPool(db.url, 3);
   const sync = appService({ claimKey: role.claimKey });
   await sync.enableVault(A, envelope());
   await sync.push(A, { changes: [{ recordId: 'r1', baseVersion: 0, ciphertext: randomBytes(16) }] });

@@ -49,6 +49,18 @@ export async function createTestDatabase(options: { migrate?: boolean } = {}): P
   };
 }
 
+/**
+ * A raw `pg` pool on `url`, for catalog checks and raw SQL. Its idle clients' errors are ignored:
+ * a test database is dropped WITH (FORCE) at the end, which terminates any backend `end()` has not
+ * closed yet, and pg-pool re-emits that 57P01 on the pool, where without a listener it would be an
+ * uncaught exception that fails the run outside any test. Errors of queries still reject.
+ */
+export function testPool(url: string, max: number): pg.Pool {
+  const pool = new pg.Pool({ ...pgConnectionConfig(url), max });
+  pool.on('error', () => {});
+  return pool;
+}
+
 /** A migrated database with an ORM connected to it. */
 export interface TestOrm extends TestDatabase {
   orm: MikroORM;
@@ -67,8 +79,7 @@ export async function createTestOrm(overrides: Parameters<typeof createConfig>[1
   const db = await createTestDatabase();
   const login = await ormLoginFor(db);
   const orm = await MikroORM.init(createConfig(login.url, overrides));
-  const pool = new pg.Pool({ ...pgConnectionConfig(db.url), max: 10 });
-  pool.on('error', () => {});
+  const pool = testPool(db.url, 10);
   return {
     ...db,
     orm,
