@@ -13,21 +13,15 @@ import { knex } from '@mikro-orm/knex';
 import { PostgreSqlExceptionConverter } from '@mikro-orm/postgresql';
 import pg from 'pg';
 import { describe, expect, test } from 'vitest';
-import { DatabaseError, TransientError, VaultDbError } from '../../src/errors.js';
+import { DatabaseError } from '../../src/errors.js';
 import { classifyFailure, POOL_RETRY_AFTER_MS } from '../../src/sync/transient.js';
+import { expectTransient } from '../support/transient.js';
 
 /** A server error as node-pg builds it, after knex put the statement in front of the message, converted by MikroORM. */
 function serverError(fields: { code: string; message: string; sql?: string; constraint?: string; table?: string; detail?: string }): Error {
   const raw = new pg.DatabaseError(`${fields.sql ?? 'select 1'} - ${fields.message}`, 0, 'error');
   Object.assign(raw, { code: fields.code, constraint: fields.constraint, table: fields.table, detail: fields.detail, routine: 'ereport', severity: 'ERROR' });
   return new PostgreSqlExceptionConverter().convertException(raw);
-}
-
-function expectTransient(error: unknown): TransientError {
-  expect(error).toBeInstanceOf(TransientError);
-  expect(error).toBeInstanceOf(VaultDbError);
-  expect(error).toMatchObject({ code: 'transient', retryable: true });
-  return error as TransientError;
 }
 
 describe('server errors with a retryable SQLSTATE become TransientError', () => {

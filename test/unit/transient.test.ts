@@ -7,15 +7,9 @@
  */
 import { OptimisticLockError } from '@mikro-orm/core';
 import { describe, expect, test } from 'vitest';
-import { ConfigurationError, DatabaseError, TransientError, ValidationError, VaultDbError, VaultNotFoundError } from '../../src/errors.js';
+import { ConfigurationError, DatabaseError, TransientError, ValidationError, VaultNotFoundError } from '../../src/errors.js';
 import { classifyFailure, POOL_RETRY_AFTER_MS } from '../../src/sync/transient.js';
-
-function expectTransient(error: unknown): TransientError {
-  expect(error).toBeInstanceOf(TransientError);
-  expect(error).toBeInstanceOf(VaultDbError);
-  expect(error).toMatchObject({ code: 'transient', retryable: true });
-  return error as TransientError;
-}
+import { expectTransient } from '../support/transient.js';
 
 describe("the package's own errors", () => {
   test.each([new VaultNotFoundError('u'), new ValidationError([{ path: 'x', rule: 'y' }]), new TransientError('t', null)])('%s passes through as the same object', (error) => {
