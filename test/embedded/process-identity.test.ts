@@ -94,8 +94,9 @@ describe('isRunning', () => {
   });
 
   test('an ended process nobody has reaped yet (a zombie) is not running', async () => {
-    // sleep 60 never waits for its child, so the `true` it inherits from the shell stays a zombie.
-    const parent = spawned('sh', ['-c', 'true & echo $!; exec sleep 60']);
+    // sleep 60 never waits for its child, so the short sleep it inherits from the shell stays a
+    // zombie once it ends. It outlives the shell's exec, so the shell can't have reaped it first.
+    const parent = spawned('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 60']);
     const pid = await new Promise<number>((resolve) => parent.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim()))));
     await waitUntil(async () => /^\d+ \(.*\) Z /s.test(await readFile(`/proc/${pid}/stat`, 'utf8')), 'the child is a zombie');
     expect(isRunning(processOf(pid))).toBe(false);
