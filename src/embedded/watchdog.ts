@@ -33,8 +33,11 @@ export function parseWatchdogArgs(json: string | undefined): WatchdogArgs {
   return watchdogArgsSchema.parse(JSON.parse(json ?? ''));
 }
 
+/** The files of a data dir that the watchdog uses (see layout.ts). */
+export type WatchdogPaths = Pick<Layout, 'leasesDir' | 'stopMarker' | 'watchdogFile' | 'watchdogLogFile'>;
+
 /** Starts a watchdog for `postmaster` unless one already watches it. */
-export function ensureWatchdog(layout: Layout, postmaster: ProcessId): void {
+export function ensureWatchdog(layout: WatchdogPaths, postmaster: ProcessId): void {
   try {
     const current = watchdogFileSchema.parse(JSON.parse(readFileSync(layout.watchdogFile, 'utf8')));
     if (current.postmaster.pid === postmaster.pid && isRunning(current.watchdog)) return;

@@ -7,14 +7,15 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { takeLease } from '../../src/embedded/leases.js';
-import { processOf, type ProcessId } from '../../src/embedded/process-identity.js';
+import { metaPaths } from '../../src/embedded/layout.js';
+import { isRunning, processOf, type ProcessId } from '../../src/embedded/process-identity.js';
 import type { StopMarker } from '../../src/embedded/shutdown.js';
-import { parseWatchdogArgs, watch, type WatchdogArgs } from '../../src/embedded/watchdog.js';
-import { running, scratchFolder } from './support.js';
+import { ensureWatchdog, parseWatchdogArgs, watch, type WatchdogArgs, type WatchdogPaths } from '../../src/embedded/watchdog.js';
+import { running, scratchFolder, waitUntil } from './support.js';
 
 let scratch: Awaited<ReturnType<typeof scratchFolder>>;
 const children: ChildProcess[] = [];
@@ -23,8 +24,12 @@ beforeAll(async () => {
   scratch = await scratchFolder();
 });
 
+// Watchdog processes ensureWatchdog started (detached: not our children).
+const watchdogs: ProcessId[] = [];
+
 afterEach(() => {
   for (const child of children.splice(0)) child.kill('SIGKILL');
+  for (const watchdog of watchdogs.splice(0)) if (isRunning(watchdog)) process.kill(watchdog.pid, 'SIGKILL');
 });
 
 afterAll(async () => {
@@ -168,5 +173,66 @@ describe('parseWatchdogArgs', () => {
     }
     expect(() => parseWatchdogArgs(JSON.stringify({ ...valid, postmaster: { pid: 4.2, startTime: null } }))).toThrow(/pid/);
     expect(() => parseWatchdogArgs(JSON.stringify({ ...valid, postmaster: { pid: 42 } }))).toThrow(/startTime/);
+  });
+});
+
+describe('ensureWatchdog', () => {
+  /** The meta folder of a fresh data dir, as layout.ts names its files. */
+  async function freshMeta(): Promise<WatchdogPaths> {
+    const paths = metaPaths(path.join(scratch.path, `data-${Math.random().toString(36).slice(2)}`));
+    await mkdir(paths.metaDir, { recursive: true });
+    return paths;
+  }
+
+  async function watchdogFile(paths: WatchdogPaths): Promise<{ watchdog: ProcessId; postmaster: ProcessId }> {
+    const recorded = JSON.parse(await readFile(paths.watchdogFile, 'utf8')) as { watchdog: ProcessId; postmaster: ProcessId };
+    watchdogs.push(recorded.watchdog);
+    return recorded;
+  }
+
+  const log = (paths: WatchdogPaths) => readFile(paths.watchdogLogFile, 'utf8').catch(() => '');
+
+  test('starts one watchdog process for a postmaster, which stops it once the last user is gone', async () => {
+    const postmaster = aProcess();
+    const paths = await freshMeta();
+    const user = aProcess();
+    takeLease(paths.leasesDir, user.id);
+    ensureWatchdog(paths, postmaster.id);
+    const first = await watchdogFile(paths);
+    expect(first.postmaster).toEqual(postmaster.id);
+    expect(isRunning(first.watchdog)).toBe(true);
+    expect((await stat(paths.watchdogFile)).mode & 0o777).toBe(0o600);
+    await waitUntil(async () => (await log(paths)).includes(`watchdog ${first.watchdog.pid}: watching postmaster ${postmaster.id.pid}`), 'the watchdog process runs its loop');
+    expect((await stat(paths.watchdogLogFile)).mode & 0o777).toBe(0o600);
+
+    ensureWatchdog(paths, postmaster.id);
+    expect(await watchdogFile(paths), 'one watching is enough').toEqual(first);
+
+    user.child.kill('SIGKILL');
+    await waitUntil(() => !running(postmaster.id.pid), 'the watchdog stops the postmaster');
+    await waitUntil(() => !isRunning(first.watchdog), 'and ends');
+    expect(await log(paths)).toContain(`postmaster ${postmaster.id.pid} stopped`);
+  });
+
+  test('a watchdog of another postmaster, or one that has ended, is replaced', async () => {
+    const postmaster = aProcess();
+    const paths = await freshMeta();
+    takeLease(paths.leasesDir, aProcess().id);
+    // A live process that watches another (earlier) postmaster of this data dir.
+    const stale = { watchdog: aProcess().id, postmaster: aProcess().id };
+    await writeFile(paths.watchdogFile, JSON.stringify(stale));
+    ensureWatchdog(paths, postmaster.id);
+    const replacing = await watchdogFile(paths);
+    expect(replacing.postmaster).toEqual(postmaster.id);
+    expect(replacing.watchdog.pid).not.toBe(stale.watchdog.pid);
+
+    // This postmaster's watchdog, ended: another is started.
+    process.kill(replacing.watchdog.pid, 'SIGKILL');
+    await waitUntil(() => !isRunning(replacing.watchdog), 'the watchdog has ended');
+    ensureWatchdog(paths, postmaster.id);
+    const again = await watchdogFile(paths);
+    expect(again.postmaster).toEqual(postmaster.id);
+    expect(again.watchdog.pid).not.toBe(replacing.watchdog.pid);
+    expect(isRunning(again.watchdog)).toBe(true);
   });
 });
