@@ -30,7 +30,8 @@ export type WatchdogArgs = z.infer<typeof watchdogArgsSchema>;
 
 /** Parses the watchdog's command-line argument. */
 export function parseWatchdogArgs(json: string | undefined): WatchdogArgs {
-  return watchdogArgsSchema.parse(JSON.parse(json ?? ''));
+  if (json === undefined) throw new Error('the watchdog takes its arguments as one JSON string, and got none');
+  return watchdogArgsSchema.parse(JSON.parse(json));
 }
 
 /** The files of a data dir that the watchdog uses (see layout.ts). */

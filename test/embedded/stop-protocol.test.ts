@@ -165,6 +165,8 @@ test('a marker about a postmaster whose pid was reused is not cleared as if it w
   await writeFile(p.stopMarker, JSON.stringify(marker));
   clearStopMarker(p, postmaster);
   expect(readStopMarker(p)).toEqual(marker);
+  clearStopMarker(p, { pid: postmaster.pid + 1, startTime: '1' });
+  expect(readStopMarker(p), 'nor one of another pid that started at the same tick').toEqual(marker);
   clearStopMarker(p, reused);
   expect(existsSync(p.stopMarker)).toBe(false);
 });

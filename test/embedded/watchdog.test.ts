@@ -6,7 +6,7 @@
  * (started with nothing but PATH in its environment) can't report on.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
@@ -166,7 +166,8 @@ describe('parseWatchdogArgs', () => {
   });
 
   test('refuses a missing argument, and one with a field missing or of the wrong type', () => {
-    expect(() => parseWatchdogArgs(undefined)).toThrow(SyntaxError);
+    expect(() => parseWatchdogArgs(undefined)).toThrow('the watchdog takes its arguments as one JSON string, and got none');
+    expect(() => parseWatchdogArgs('{"leasesDir":')).toThrow(SyntaxError);
     for (const key of ['leasesDir', 'stopMarker', 'watchdogFile', 'postmaster'] as const) {
       const { [key]: _left, ...rest } = valid;
       expect(() => parseWatchdogArgs(JSON.stringify(rest)), key).toThrow(new RegExp(key));
@@ -197,7 +198,10 @@ describe('ensureWatchdog', () => {
     const paths = await freshMeta();
     const user = aProcess();
     takeLease(paths.leasesDir, user.id);
+    const openFiles = () => readdirSync('/proc/self/fd').length;
+    const before = openFiles();
     ensureWatchdog(paths, postmaster.id);
+    expect(openFiles(), 'the log file it hands the watchdog is closed here').toBe(before);
     const first = await watchdogFile(paths);
     expect(first.postmaster).toEqual(postmaster.id);
     expect(isRunning(first.watchdog)).toBe(true);
