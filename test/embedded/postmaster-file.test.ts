@@ -7,7 +7,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, copyFile, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { readPostmasterFile, runningPostmaster } from '../../src/embedded/postmaster.js';
@@ -157,6 +157,12 @@ describe('takeStartTurn', () => {
     await writeFile(turnFile(dataDir), `${other.pid}-${other.startTime}`);
     turn!.release();
     expect(await readFile(turnFile(dataDir), 'utf8')).toBe(`${other.pid}-${other.startTime}`);
+
+    // A turn whose file someone already removed (a next user that found its holder gone) releases quietly.
+    const gone = await aDataDir();
+    const late = takeStartTurn(layoutOf(gone), currentProcess());
+    await rm(turnFile(gone));
+    expect(() => late!.release()).not.toThrow();
   });
 
   test('taking the turn removes a pid file no server stands behind, and keeps one that does', async () => {
