@@ -5,56 +5,43 @@
  * process, another program or another folder's server names no server; a stale one is removed
  * only by the process whose turn it is to start.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import { readPostmasterFile, runningPostmaster } from '../../src/embedded/postmaster.js';
 import { currentProcess, processOf, type ProcessId } from '../../src/embedded/process-identity.js';
 import { takeStartTurn } from '../../src/embedded/start-turn.js';
-import { scratchFolder, waitUntil } from './support.js';
+import { useStandIns } from './stand-ins.js';
+import { waitUntil } from './support.js';
 
-let scratch: Awaited<ReturnType<typeof scratchFolder>>;
+const standIns = useStandIns();
 let fakePostgres: string;
-const children: ChildProcess[] = [];
 
 beforeAll(async () => {
-  scratch = await scratchFolder();
   // comm (/proc/<pid>/comm) is the executable's file name: this copy of sleep shows as "postgres".
-  await mkdir(path.join(scratch.path, 'bin'));
-  fakePostgres = path.join(scratch.path, 'bin', 'postgres');
+  await mkdir(path.join(standIns.folder(), 'bin'));
+  fakePostgres = path.join(standIns.folder(), 'bin', 'postgres');
   await copyFile('/bin/sleep', fakePostgres);
   await chmod(fakePostgres, 0o755);
 });
 
-afterEach(() => {
-  for (const child of children.splice(0)) child.kill('SIGKILL');
-});
-
-afterAll(async () => {
-  await scratch.remove();
-});
-
 async function aDataDir(): Promise<string> {
-  const dir = path.join(scratch.path, `data-${Math.random().toString(36).slice(2)}`);
+  const dir = path.join(standIns.folder(), `data-${Math.random().toString(36).slice(2)}`);
   await mkdir(path.join(dir, 'vault-db'), { recursive: true });
   return dir;
 }
 
 /** A process named `command` (a path) running in `cwd`; waits until /proc shows it under that name. */
 async function running(command: string, cwd: string): Promise<ProcessId> {
-  const child = spawn(command, ['60'], { cwd, stdio: 'ignore' });
-  children.push(child);
+  const child = standIns.spawn(command, ['60'], { cwd, stdio: 'ignore' });
   const name = path.basename(command);
   await waitUntil(async () => (await readFile(`/proc/${child.pid}/comm`, 'utf8').catch(() => '')).trim() === name, `${name} runs`);
   return processOf(child.pid!);
 }
 
 async function anEndedPid(): Promise<number> {
-  const child = spawn('true', [], { stdio: 'ignore' });
-  await new Promise((resolve) => child.once('exit', resolve));
-  return child.pid!;
+  return (await standIns.anEndedProcess()).pid;
 }
 
 /** The pid file PostgreSQL writes: pid, data dir, start time, port, socket dir, listen address, shared memory key, status. */

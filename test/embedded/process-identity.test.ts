@@ -3,27 +3,15 @@
  * or stop marker of an ended process is never taken for a newcomer that got its pid. Real
  * processes only; Linux's /proc is the source of truth here, read independently of the code.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmod, copyFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { currentProcess, formatProcessId, isRunning, parseProcessId, processOf, processStartTime } from '../../src/embedded/process-identity.js';
-import { scratchFolder, waitUntil } from './support.js';
+import { useStandIns } from './stand-ins.js';
+import { waitUntil } from './support.js';
 
-let scratch: Awaited<ReturnType<typeof scratchFolder>>;
-const children: ChildProcess[] = [];
-
-beforeAll(async () => {
-  scratch = await scratchFolder();
-});
-
-afterEach(() => {
-  for (const child of children.splice(0)) child.kill('SIGKILL');
-});
-
-afterAll(async () => {
-  await scratch.remove();
-});
+const standIns = useStandIns();
 
 /** Field 22 (starttime) of /proc/<pid>/stat; the greedy `.*` runs to the command name's last ')'. */
 async function startTimeFromProc(pid: number): Promise<string> {
@@ -31,12 +19,6 @@ async function startTimeFromProc(pid: number): Promise<string> {
   const match = /^\d+ \(.*\) \S+((?: \S+){19})/s.exec(stat);
   if (!match?.[1]) throw new Error(`unexpected /proc/${pid}/stat: ${stat}`);
   return match[1].trim().split(' ')[18] as string;
-}
-
-function spawned(command: string, args: string[]): ChildProcess {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'ignore'] });
-  children.push(child);
-  return child;
 }
 
 async function ended(child: ChildProcess): Promise<void> {
@@ -54,10 +36,10 @@ describe('reading a process', () => {
   });
 
   test('a command name with spaces and parentheses does not shift the fields', async () => {
-    const odd = path.join(scratch.path, 'a) b (c');
+    const odd = path.join(standIns.folder(), 'a) b (c');
     await copyFile('/bin/sleep', odd);
     await chmod(odd, 0o755);
-    const child = spawned(odd, ['60']);
+    const child = standIns.spawn(odd, ['60']);
     await waitUntil(async () => (await readFile(`/proc/${child.pid}/stat`, 'utf8')).includes('(a) b (c)'), 'the copy of sleep runs under its odd name');
     const id = processOf(child.pid!);
     expect(id.startTime).toBe(await startTimeFromProc(child.pid!));
@@ -65,7 +47,7 @@ describe('reading a process', () => {
   });
 
   test('a pid with no process has no start time', async () => {
-    const child = spawned('true', []);
+    const child = standIns.spawn('true', []);
     await ended(child);
     expect(processStartTime(child.pid!)).toBeNull();
   });
@@ -73,7 +55,7 @@ describe('reading a process', () => {
 
 describe('isRunning', () => {
   test('a running process is running, with or without its start time', () => {
-    const child = spawned('sleep', ['60']);
+    const child = standIns.spawn('sleep', ['60']);
     expect(isRunning(processOf(child.pid!))).toBe(true);
     expect(isRunning({ pid: child.pid!, startTime: null }), 'without /proc only the pid is known').toBe(true);
   });
@@ -85,7 +67,7 @@ describe('isRunning', () => {
   });
 
   test('an ended process is not running, with or without its start time', async () => {
-    const child = spawned('sleep', ['60']);
+    const child = standIns.spawn('sleep', ['60']);
     const id = processOf(child.pid!);
     child.kill('SIGKILL');
     await ended(child);
@@ -96,7 +78,7 @@ describe('isRunning', () => {
   test('an ended process nobody has reaped yet (a zombie) is not running', async () => {
     // sleep 60 never waits for its child, so the short sleep it inherits from the shell stays a
     // zombie once it ends. It outlives the shell's exec, so the shell can't have reaped it first.
-    const parent = spawned('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 60']);
+    const parent = standIns.spawn('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 60']);
     const pid = await new Promise<number>((resolve) => parent.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim()))));
     await waitUntil(async () => /^\d+ \(.*\) Z /s.test(await readFile(`/proc/${pid}/stat`, 'utf8')), 'the child is a zombie');
     expect(isRunning(processOf(pid))).toBe(false);

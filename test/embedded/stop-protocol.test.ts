@@ -3,51 +3,23 @@
  * postmaster (SIGINT ends it, as it ends PostgreSQL) and for the users. A stop happens only when
  * no live process holds a lease; a new user that comes after the decision is told to wait.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import { liveLeaseHolders, releaseLease, takeLease } from '../../src/embedded/leases.js';
 import { processOf, type ProcessId } from '../../src/embedded/process-identity.js';
 import { clearStopMarker, readStopMarker, type ShutdownPaths, stopInProgress, type StopMarker, tryStop } from '../../src/embedded/shutdown.js';
-import { running, scratchFolder, waitUntil } from './support.js';
+import { useStandIns } from './stand-ins.js';
+import { running, waitUntil } from './support.js';
 
-let scratch: Awaited<ReturnType<typeof scratchFolder>>;
 let paths: ShutdownPaths;
-const children: ChildProcess[] = [];
-
-beforeAll(async () => {
-  scratch = await scratchFolder();
-});
-
-afterEach(() => {
-  for (const child of children.splice(0)) child.kill('SIGKILL');
-});
-
-afterAll(async () => {
-  await scratch.remove();
-});
-
-/** A running process (`sleep`), ended by SIGINT like a postmaster; or, `slowToStop`, one that ignores it (a server still shutting down). */
-function aProcess(slowToStop = false): ProcessId {
-  const child = slowToStop ? spawn('sh', ['-c', 'trap "" INT; exec sleep 60'], { stdio: 'ignore' }) : spawn('sleep', ['60'], { stdio: 'ignore' });
-  children.push(child);
-  return processOf(child.pid!);
-}
-
-/** A process that has ended. */
-async function anEndedProcess(): Promise<ProcessId> {
-  const child = spawn('sleep', ['60'], { stdio: 'ignore' });
-  const id = processOf(child.pid!);
-  const ended = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGKILL');
-  await ended;
-  return id;
-}
+const standIns = useStandIns();
+const aProcess = (): ProcessId => standIns.aProcess().id;
+const anEndedProcess = standIns.anEndedProcess;
 
 async function freshPaths(): Promise<ShutdownPaths> {
-  const dir = path.join(scratch.path, `meta-${Math.random().toString(36).slice(2)}`);
+  const dir = path.join(standIns.folder(), `meta-${Math.random().toString(36).slice(2)}`);
   await mkdir(dir);
   paths = { leasesDir: path.join(dir, 'users'), stopMarker: path.join(dir, 'stopping') };
   return paths;
@@ -109,7 +81,7 @@ test('a decided stop is seen through even when its stopper has ended (it stopped
 
 test('a user whose lease was there when the stopper counted is never stopped under; one who came later waits', async () => {
   const p = await freshPaths();
-  const postmaster = aProcess(true);
+  const postmaster = (await standIns.aSlowToStopProcess()).id;
   const early = aProcess();
   takeLease(p.leasesDir, early);
   expect(tryStop(p, postmaster, await anEndedProcess())).toBe('in_use');
@@ -125,8 +97,7 @@ test('a user whose lease was there when the stopper counted is never stopped und
 
 /** A stand-in postmaster that survives SIGINT and prints a line for each one it gets. */
 async function aCountingProcess(): Promise<{ id: ProcessId; sigints: () => number }> {
-  const child = spawn('sh', ['-c', 'trap "echo INT" INT; echo ready; while :; do sleep 0.05; done'], { stdio: ['ignore', 'pipe', 'ignore'] });
-  children.push(child);
+  const child = standIns.spawn('sh', ['-c', 'trap "echo INT" INT; echo ready; while :; do sleep 0.05; done']);
   let out = '';
   child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
   await waitUntil(() => out.includes('ready'), 'the stand-in postmaster runs its trap');

@@ -5,56 +5,30 @@
  * after its users were killed; this file pins each of the loop's decisions, which that process
  * (started with nothing but PATH in its environment) can't report on.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test } from 'vitest';
 import { takeLease } from '../../src/embedded/leases.js';
 import { metaPaths } from '../../src/embedded/layout.js';
-import { isRunning, processOf, type ProcessId } from '../../src/embedded/process-identity.js';
+import { isRunning, type ProcessId } from '../../src/embedded/process-identity.js';
 import type { StopMarker } from '../../src/embedded/shutdown.js';
 import { ensureWatchdog, parseWatchdogArgs, watch, type WatchdogArgs, type WatchdogPaths } from '../../src/embedded/watchdog.js';
-import { running, scratchFolder, waitUntil } from './support.js';
+import { useStandIns } from './stand-ins.js';
+import { running, waitUntil } from './support.js';
 
-let scratch: Awaited<ReturnType<typeof scratchFolder>>;
-const children: ChildProcess[] = [];
-
-beforeAll(async () => {
-  scratch = await scratchFolder();
-});
+const { folder, aProcess, aSlowToStopProcess, anEndedProcess } = useStandIns();
 
 // Watchdog processes ensureWatchdog started (detached: not our children).
 const watchdogs: ProcessId[] = [];
 
 afterEach(() => {
-  for (const child of children.splice(0)) child.kill('SIGKILL');
   for (const watchdog of watchdogs.splice(0)) if (isRunning(watchdog)) process.kill(watchdog.pid, 'SIGKILL');
 });
 
-afterAll(async () => {
-  await scratch.remove();
-});
-
-/** A stand-in postmaster (or user): `sleep`, which SIGINT ends; `slowToStop` ignores SIGINT, like a server still shutting down. */
-function aProcess(slowToStop = false): { id: ProcessId; child: ChildProcess } {
-  const child = slowToStop ? spawn('sh', ['-c', 'trap "" INT; exec sleep 60'], { stdio: 'ignore' }) : spawn('sleep', ['60'], { stdio: 'ignore' });
-  children.push(child);
-  return { id: processOf(child.pid!), child };
-}
-
-/** A process that has ended, for a lease nobody holds any more. */
-async function anEndedProcess(): Promise<ProcessId> {
-  const { id, child } = aProcess();
-  const ended = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGKILL');
-  await ended;
-  return id;
-}
-
 /** Fresh watchdog arguments for `postmaster`, in a meta folder of their own. */
 async function argsFor(postmaster: ProcessId): Promise<WatchdogArgs> {
-  const dir = path.join(scratch.path, `meta-${Math.random().toString(36).slice(2)}`);
+  const dir = path.join(folder(), `meta-${Math.random().toString(36).slice(2)}`);
   await mkdir(dir);
   return { leasesDir: path.join(dir, 'users'), stopMarker: path.join(dir, 'stopping'), watchdogFile: path.join(dir, 'watchdog'), postmaster };
 }
@@ -116,7 +90,7 @@ describe('watch', () => {
   });
 
   test('a postmaster slow to stop is waited for: it returns only after the postmaster has ended', async () => {
-    const postmaster = aProcess(true);
+    const postmaster = await aSlowToStopProcess();
     const args = await argsFor(postmaster.id);
     const run = watching(args);
     await sleep(400);
@@ -180,7 +154,7 @@ describe('parseWatchdogArgs', () => {
 describe('ensureWatchdog', () => {
   /** The meta folder of a fresh data dir, as layout.ts names its files. */
   async function freshMeta(): Promise<WatchdogPaths> {
-    const paths = metaPaths(path.join(scratch.path, `data-${Math.random().toString(36).slice(2)}`));
+    const paths = metaPaths(path.join(folder(), `data-${Math.random().toString(36).slice(2)}`));
     await mkdir(paths.metaDir, { recursive: true });
     return paths;
   }
