@@ -1,9 +1,9 @@
 /**
- * The watchdog's loop (src/embedded/watchdog.ts) run in this process, on real processes: `sleep`
- * stands in for the postmaster (SIGINT ends it, as it ends PostgreSQL), as in
- * stop-protocol.test.ts. sharing.test.ts shows the real watchdog process reaping a real server
- * after its users were killed; this file pins each of the loop's decisions, which that process
- * (started with nothing but PATH in its environment) can't report on.
+ * The watchdog (src/embedded/watchdog.ts) on stand-in processes (stand-ins.ts): `sleep` plays the
+ * postmaster. sharing.test.ts shows the real watchdog process reaping a real server after its
+ * users were killed; this file pins each of the loop's decisions by running the loop in this
+ * process (the watchdog process, started with nothing but PATH in its environment, can't report
+ * on them), and what ensureWatchdog does when it starts that process.
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
