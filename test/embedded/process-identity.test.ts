@@ -3,7 +3,6 @@
  * or stop marker of an ended process is never taken for a newcomer that got its pid. Real
  * processes only; Linux's /proc is the source of truth here, read independently of the code.
  */
-import type { ChildProcess } from 'node:child_process';
 import { chmod, copyFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -19,11 +18,6 @@ async function startTimeFromProc(pid: number): Promise<string> {
   const match = /^\d+ \(.*\) \S+((?: \S+){19})/s.exec(stat);
   if (!match?.[1]) throw new Error(`unexpected /proc/${pid}/stat: ${stat}`);
   return match[1].trim().split(' ')[18] as string;
-}
-
-async function ended(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  await new Promise((resolve) => child.once('exit', resolve));
 }
 
 describe('reading a process', () => {
@@ -47,9 +41,7 @@ describe('reading a process', () => {
   });
 
   test('a pid with no process has no start time', async () => {
-    const child = standIns.spawn('true', []);
-    await ended(child);
-    expect(processStartTime(child.pid!)).toBeNull();
+    expect(processStartTime((await standIns.anEndedProcess()).pid)).toBeNull();
   });
 });
 
@@ -67,10 +59,7 @@ describe('isRunning', () => {
   });
 
   test('an ended process is not running, with or without its start time', async () => {
-    const child = standIns.spawn('sleep', ['60']);
-    const id = processOf(child.pid!);
-    child.kill('SIGKILL');
-    await ended(child);
+    const id = await standIns.anEndedProcess();
     expect(isRunning(id)).toBe(false);
     expect(isRunning({ pid: id.pid, startTime: null })).toBe(false);
   });

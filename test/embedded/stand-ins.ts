@@ -5,7 +5,10 @@
  * PostgreSQL. Every process started here is killed after its test.
  */
 import { type ChildProcess, spawn, type SpawnOptions } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, afterEach, beforeAll } from 'vitest';
+import { metaPaths } from '../../src/embedded/layout.js';
 import { processOf, type ProcessId } from '../../src/embedded/process-identity.js';
 import { scratchFolder } from './support.js';
 
@@ -21,6 +24,8 @@ export interface StandIns {
   aSlowToStopProcess(): Promise<{ id: ProcessId; child: ChildProcess }>;
   /** A process that has ended (and was reaped): its pid names nobody now. */
   anEndedProcess(): Promise<ProcessId>;
+  /** The files of a fresh data dir in the scratch folder, named as layout.ts names them; its meta folder exists. */
+  freshMeta(): Promise<ReturnType<typeof metaPaths>>;
 }
 
 /** Registers the hooks that make and clean up stand-ins; call it once, at a test file's top level. */
@@ -56,11 +61,12 @@ export function useStandIns(): StandIns {
     });
     return { id: processOf(child.pid!), child };
   };
+  const folder = () => {
+    if (!scratch) throw new Error('the scratch folder is made in beforeAll');
+    return scratch.path;
+  };
   return {
-    folder: () => {
-      if (!scratch) throw new Error('the scratch folder is made in beforeAll');
-      return scratch.path;
-    },
+    folder,
     spawn: start,
     aProcess,
     aSlowToStopProcess,
@@ -70,6 +76,11 @@ export function useStandIns(): StandIns {
       child.kill('SIGKILL');
       await ended;
       return id;
+    },
+    freshMeta: async () => {
+      const paths = metaPaths(path.join(folder(), `data-${Math.random().toString(36).slice(2)}`));
+      await mkdir(paths.metaDir, { recursive: true });
+      return paths;
     },
   };
 }

@@ -13,17 +13,11 @@ import { clearStopMarker, readStopMarker, type ShutdownPaths, stopInProgress, ty
 import { useStandIns } from './stand-ins.js';
 import { running, waitUntil } from './support.js';
 
-let paths: ShutdownPaths;
 const standIns = useStandIns();
 const aProcess = (): ProcessId => standIns.aProcess().id;
 const anEndedProcess = standIns.anEndedProcess;
 
-async function freshPaths(): Promise<ShutdownPaths> {
-  const dir = path.join(standIns.folder(), `meta-${Math.random().toString(36).slice(2)}`);
-  await mkdir(dir);
-  paths = { leasesDir: path.join(dir, 'users'), stopMarker: path.join(dir, 'stopping') };
-  return paths;
-}
+const freshPaths: () => Promise<ShutdownPaths> = standIns.freshMeta;
 
 test('a live lease keeps the server: the stopper backs off and removes its marker', async () => {
   const p = await freshPaths();

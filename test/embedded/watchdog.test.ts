@@ -6,18 +6,16 @@
  * on them), and what ensureWatchdog does when it starts that process.
  */
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { afterEach, describe, expect, test } from 'vitest';
 import { takeLease } from '../../src/embedded/leases.js';
-import { metaPaths } from '../../src/embedded/layout.js';
 import { isRunning, type ProcessId } from '../../src/embedded/process-identity.js';
 import type { StopMarker } from '../../src/embedded/shutdown.js';
 import { ensureWatchdog, parseWatchdogArgs, watch, type WatchdogArgs, type WatchdogPaths } from '../../src/embedded/watchdog.js';
 import { useStandIns } from './stand-ins.js';
 import { running, waitUntil } from './support.js';
 
-const { folder, aProcess, aSlowToStopProcess, anEndedProcess } = useStandIns();
+const { aProcess, aSlowToStopProcess, anEndedProcess, freshMeta } = useStandIns();
 
 // Watchdog processes ensureWatchdog started (detached: not our children).
 const watchdogs: ProcessId[] = [];
@@ -28,9 +26,8 @@ afterEach(() => {
 
 /** Fresh watchdog arguments for `postmaster`, in a meta folder of their own. */
 async function argsFor(postmaster: ProcessId): Promise<WatchdogArgs> {
-  const dir = path.join(folder(), `meta-${Math.random().toString(36).slice(2)}`);
-  await mkdir(dir);
-  return { leasesDir: path.join(dir, 'users'), stopMarker: path.join(dir, 'stopping'), watchdogFile: path.join(dir, 'watchdog'), postmaster };
+  const { leasesDir, stopMarker, watchdogFile } = await freshMeta();
+  return { leasesDir, stopMarker, watchdogFile, postmaster };
 }
 
 /** Runs the loop, collecting what it says; `settled` tells whether it has returned yet. */
@@ -152,13 +149,6 @@ describe('parseWatchdogArgs', () => {
 });
 
 describe('ensureWatchdog', () => {
-  /** The meta folder of a fresh data dir, as layout.ts names its files. */
-  async function freshMeta(): Promise<WatchdogPaths> {
-    const paths = metaPaths(path.join(folder(), `data-${Math.random().toString(36).slice(2)}`));
-    await mkdir(paths.metaDir, { recursive: true });
-    return paths;
-  }
-
   async function watchdogFile(paths: WatchdogPaths): Promise<{ watchdog: ProcessId; postmaster: ProcessId }> {
     const recorded = JSON.parse(await readFile(paths.watchdogFile, 'utf8')) as { watchdog: ProcessId; postmaster: ProcessId };
     watchdogs.push(recorded.watchdog);
