@@ -156,12 +156,18 @@ export async function spawnPostmaster(layout: Layout, port: number, deadline: nu
   // Kept open until the start is decided, and read through this descriptor: the log of *this*
   // start, even if a racing process renames the file meanwhile.
   const log = openSync(layout.logFile, 'a+', 0o600);
-  const child = spawn(layout.binaries.postgres, serverArguments(layout, port), {
-    ...(layout.user.switched ? { uid: layout.user.uid, gid: layout.user.gid } : {}),
-    env: { ...process.env, LC_MESSAGES: 'C' },
-    stdio: ['ignore', log, log],
-    detached: true,
-  });
+  let child: ChildProcess;
+  try {
+    child = spawn(layout.binaries.postgres, serverArguments(layout, port), {
+      ...(layout.user.switched ? { uid: layout.user.uid, gid: layout.user.gid } : {}),
+      env: { ...process.env, LC_MESSAGES: 'C' },
+      stdio: ['ignore', log, log],
+      detached: true,
+    });
+  } catch (error) {
+    closeSync(log); // spawn() throws only for arguments it can't use; nothing will read the log
+    throw error;
+  }
   child.unref();
   const exited = new Promise<never>((_, reject) => {
     const fail = (code: number | null, signal: NodeJS.Signals | null, error?: Error) => {
@@ -221,7 +227,9 @@ export class LostStartRace extends Error {}
 export function classifyStartFailure(layout: Layout, port: number, log: string, how: string): Error {
   const lines = log.split('\n').map((l) => l.trim()).filter(Boolean);
   const first = (pattern: RegExp) => lines.find((l) => pattern.test(l));
-  const quote = (line: string | undefined) => (line ?? how).replace(/^.*?\b(FATAL|PANIC|ERROR|LOG):\s+/, '').replace(/^postgres: /, '');
+  // PostgreSQL's own words without the log line's prefix (time, pid, severity), as one sentence.
+  const quote = (line: string | undefined) => (line ?? how).replace(/^.*?\b(FATAL|PANIC|ERROR|LOG|DETAIL|HINT):\s+/, '').replace(/^postgres: /, '');
+  const sentence = (text: string) => (/[.!?]$/.test(text) ? text : `${text}.`);
   if (first(/lock file "postmaster\.pid" already exists/)) return new LostStartRace();
   if (first(/Address already in use|could not create any TCP\/IP sockets|could not bind/)) {
     return new EmbeddedServerError(
@@ -235,7 +243,7 @@ export function classifyStartFailure(layout: Layout, port: number, log: string, 
     const detail = first(/initialized by PostgreSQL version/) ?? incompatible;
     return new EmbeddedServerError(
       'data_dir_version',
-      `The embedded PostgreSQL ${layout.major} can't open ${layout.dataDir}: ${quote(detail)} Point VAULT_DB_DATA_DIR at another folder, or move this one away.`,
+      `The embedded PostgreSQL ${layout.major} can't open ${layout.dataDir}: ${sentence(quote(detail))} Point VAULT_DB_DATA_DIR at another folder, or move this one away.`,
       layout.logFile,
     );
   }
@@ -247,5 +255,5 @@ export function classifyStartFailure(layout: Layout, port: number, log: string, 
       layout.logFile,
     );
   }
-  return new EmbeddedServerError('start_failed', `The embedded PostgreSQL stopped while starting (${how}): ${quote(first(/FATAL|PANIC|ERROR/) ?? lines.at(-1))}.`, layout.logFile);
+  return new EmbeddedServerError('start_failed', `The embedded PostgreSQL stopped while starting (${how}): ${sentence(quote(first(/FATAL|PANIC|ERROR/) ?? lines.at(-1)))}`, layout.logFile);
 }
