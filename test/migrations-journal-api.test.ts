@@ -109,6 +109,21 @@ describe('what a run reports', () => {
     expect(await regclass(db, 'journal_api_3')).toBe('journal_api_3');
     expect(lines.filter((line) => line.startsWith('reverted'))).toEqual([]);
   });
+
+  test('a migration file that exports no class stops the run at it, naming the file; the ones before it stay applied', async () => {
+    const db = await freshDatabase();
+    const broken = await copyMigrations({ only: () => false });
+    cleanups.push(() => broken.remove());
+    await broken.write(FIRST, createTableMigration(FIRST, 'journal_api_1'));
+    const named = 'Migration20991231000250';
+    await broken.write(named, 'export const notAMigration = 1;\n');
+    const { orm, migrator } = await ormWithMigrations(db.url, broken.dir);
+    cleanups.push(() => orm.close(true));
+
+    const error = await rejectionOf(migrator.up());
+    expect((error as Error).message).toBe(`${broken.dir}/${named}.ts exports no migration class`);
+    expect((await migrator.getExecutedMigrations()).map((row) => row.name)).toEqual([FIRST]);
+  });
 });
 
 describe('a journal table named with a schema', () => {

@@ -2,12 +2,15 @@
  * The migration lock's wait and the migration connection, from outside: a run that finds the lock
  * held by another session for longer than `lockTimeoutMs` gives up with a `TransientError` that
  * names the wait and the lock to look for in `pg_locks`, and applies nothing; a run that can't
- * connect says so with the URL's password redacted.
+ * connect says so with the URL's password redacted. A table lock that another session holds on
+ * the journal is waited for, retried and given up under the name of the step that waited
+ * ("creating the migration journal", "recording checksums"), so the log and the error say which.
  */
 import { afterEach, expect, test } from 'vitest';
 import { MikroORM } from '@mikro-orm/postgresql';
 import pg from 'pg';
 import { createConfig } from '../src/config.js';
+import { runMigrations } from '../src/migrate.js';
 import { pgConnectionConfig } from '../src/connection-options.js';
 import { TransientError } from '../src/errors.js';
 import { MIGRATION_LOCK_KEY } from '../src/migrations-runner/lock.js';
@@ -62,4 +65,59 @@ test('no server at the URL: TransientError saying it could not connect, password
   expect(error).toBeInstanceOf(TransientError);
   expect(error.message).toMatch(/^Could not connect to migrate postgres:\/\/someone:\*\*\*@127\.0\.0\.1:1\/nowhere: .+\.$/);
   expect(error.message).not.toContain('s3cret-pw');
+});
+
+/** A session of its own on `url` that holds `sql`'s locks in an open transaction until it is ended. */
+async function holding(url: string, sql: string): Promise<pg.Client> {
+  const holder = new pg.Client(pgConnectionConfig(url));
+  await holder.connect();
+  cleanups.push(() => holder.end());
+  await holder.query('begin');
+  await holder.query(sql);
+  return holder;
+}
+
+const shortWaits = { ddlLockTimeoutMs: 200, ddlLockAttempts: 2, ddlRetryDelayMs: 10 };
+
+test("a journal another transaction reads: 'creating the migration journal' waits, is retried once, then gives up", async () => {
+  const db = await createTestDatabase();
+  cleanups.push(() => db.drop());
+  // ensure() alters the journal (add column if not exists), which waits for every other lock on it.
+  const holder = await holding(db.url, 'select count(*) from vault_db_migrations');
+  const lines: string[] = [];
+
+  const error = await failure(runMigrations({ url: db.url, ...shortWaits, log: (line) => lines.push(line) }));
+  expect(error).toBeInstanceOf(TransientError);
+  expect(error.message).toMatch(/^creating the migration journal waited more than 200 ms for a table lock in each of 2 attempts, so it was rolled back/);
+  expect(lines).toEqual(['creating the migration journal: a table lock was not free within 200 ms; retrying in 10 ms (attempt 2 of 2)']);
+
+  await holder.query('rollback');
+  expect((await runMigrations({ url: db.url, log: () => {} })).applied).toEqual([]);
+});
+
+test("a checksum to record behind another transaction's lock: 'recording checksums' waits, is retried once, then gives up", async () => {
+  const db = await createTestDatabase();
+  cleanups.push(() => db.drop());
+  const [first] = await queryOnce<{ name: string }>(db.url, 'select name from vault_db_migrations order by id limit 1');
+  // A journal row without its checksum (a journal from before checksums) is backfilled under the
+  // lock. The update's trigger takes a lock that another session holds, so the backfill, and only
+  // it, waits: the journal itself stays free for ensure().
+  await queryOnce(db.url, 'update vault_db_migrations set checksum = null where name = $1', [first!.name]);
+  await queryOnce(db.url, `create table blocker (x int);
+    create function wait_for_blocker() returns trigger language plpgsql as $$ begin lock table blocker in access exclusive mode; return new; end $$;
+    create trigger wait_for_blocker before update on vault_db_migrations for each row execute function wait_for_blocker()`);
+  const holder = await holding(db.url, 'lock table blocker in access share mode');
+  const lines: string[] = [];
+
+  const error = await failure(runMigrations({ url: db.url, ...shortWaits, log: (line) => lines.push(line) }));
+  expect(error).toBeInstanceOf(TransientError);
+  expect(error.message).toMatch(/^recording checksums waited more than 200 ms for a table lock in each of 2 attempts, so it was rolled back/);
+  expect(lines).toEqual(['recording checksums: a table lock was not free within 200 ms; retrying in 10 ms (attempt 2 of 2)']);
+  const [unrecorded] = await queryOnce<{ checksum: string | null }>(db.url, 'select checksum from vault_db_migrations where name = $1', [first!.name]);
+  expect(unrecorded?.checksum).toBeNull();
+
+  await holder.query('rollback');
+  expect((await runMigrations({ url: db.url, log: () => {} })).applied).toEqual([]);
+  const [recorded] = await queryOnce<{ checksum: string | null }>(db.url, 'select checksum from vault_db_migrations where name = $1', [first!.name]);
+  expect(recorded?.checksum).toMatch(/^[0-9a-f]{64}$/);
 });
