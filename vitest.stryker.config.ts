@@ -48,7 +48,11 @@ export default defineConfig({
     // The unit tests import no migration, so the quick run skips tsx's start-up in every worker;
     // it re-evaluates src/ for each test file instead, so static mutants always take effect.
     // The full run's tests also start child processes; stryker-children.ts hands them the mutant.
-    setupFiles: quick ? ['test/support/stryker-fresh-modules.ts'] : ['test/support/register-tsx.ts', 'test/support/stryker-children.ts'],
+    // The full run's files' setup happens in beforeAll hooks (databases, servers); a mutant that
+    // breaks one must count as caught (see stryker-hook-failures.ts).
+    setupFiles: quick
+      ? ['test/support/stryker-fresh-modules.ts']
+      : ['test/support/register-tsx.ts', 'test/support/stryker-children.ts', 'test/support/stryker-hook-failures.ts'],
     isolate: quick ? false : base.test?.isolate,
     // Vitest 4 starts a new worker thread for every mutant's run, and base's `--import tsx` made
     // each one load tsx's loader hooks, which the quick files (compiled by vitest) never need:
