@@ -271,6 +271,8 @@ describe('classifyStartFailure', () => {
     expectFailure(classify('FATAL:  the data is gone.'), 'start_failed', 'The embedded PostgreSQL stopped while starting (' + HOW + '): the data is gone.', logFile);
     expectFailure(classify('FATAL:  really?'), 'start_failed', 'The embedded PostgreSQL stopped while starting (' + HOW + '): really?', logFile);
     expectFailure(classify('HINT:  try again!'), 'start_failed', 'The embedded PostgreSQL stopped while starting (' + HOW + '): try again!', logFile);
+    // A full stop inside the line (a file name) does not end it.
+    expectFailure(classify('FATAL:  could not load "x.so"'), 'start_failed', 'The embedded PostgreSQL stopped while starting (' + HOW + '): could not load "x.so".', logFile);
   });
 
   test('an empty log is start_failed, quoting how the server ended', () => {
