@@ -34,3 +34,27 @@ test('the library entry point does not reach the embedded server', async () => {
   const embedded = await import('../../src/embedded.js');
   expect(typeof embedded.startEmbeddedPostgres).toBe('function');
 });
+
+test('vault-db/embedded takes DIRECT_URL, then DATABASE_URL, and only then the embedded server', async () => {
+  const { resolveDatabaseUrlOrEmbedded, resolveMigrationUrlOrEmbedded, EmbeddedServerError } = await import('../../src/embedded.js');
+  const direct = 'postgres://owner@db.example/app';
+  const pooled = 'postgres://app@pooler.example/app';
+  expect(await resolveDatabaseUrlOrEmbedded({ DATABASE_URL: pooled, DIRECT_URL: direct })).toEqual({ url: pooled, source: 'DATABASE_URL' });
+  expect(await resolveMigrationUrlOrEmbedded({ DATABASE_URL: pooled, DIRECT_URL: direct })).toEqual({ url: direct, source: 'DIRECT_URL' });
+  expect(await resolveMigrationUrlOrEmbedded({ DATABASE_URL: pooled })).toEqual({ url: pooled, source: 'DATABASE_URL' });
+
+  // With neither, each goes to the embedded server: a bad EMBEDDED_PG_PORT stops it before it
+  // starts anything, and shows which way it went.
+  const saved = process.env.EMBEDDED_PG_PORT;
+  process.env.EMBEDDED_PG_PORT = 'no-port';
+  try {
+    for (const attempt of [resolveDatabaseUrlOrEmbedded({}), resolveMigrationUrlOrEmbedded({ DATABASE_URL: ' ' })]) {
+      const error = await rejectionOf(attempt);
+      expect(error).toBeInstanceOf(EmbeddedServerError);
+      expect((error as InstanceType<typeof EmbeddedServerError>).reason).toBe('start_failed');
+    }
+  } finally {
+    if (saved === undefined) delete process.env.EMBEDDED_PG_PORT;
+    else process.env.EMBEDDED_PG_PORT = saved;
+  }
+});
