@@ -247,7 +247,10 @@ export function classifyStartFailure(layout: Layout, port: number, log: string, 
       layout.logFile,
     );
   }
-  const damage = first(/could not find the database system|pg_control|control file|checkpoint record|could not access the server configuration file|startup process .* was terminated|could not (open|read|stat) (file|directory)|PANIC|invalid (data|value)|is not a valid data directory|No such file or directory/);
+  // Only what says the data dir itself is broken: the advice is to move it away. A bad setting or
+  // a missing library ("invalid value for parameter", "could not access file \"$libdir/…\"") is
+  // not damage, and falls through to start_failed with PostgreSQL's own line.
+  const damage = first(/could not find the database system|pg_control|control file|checkpoint record|could not access the server configuration file|startup process .* was terminated|could not (open|read|stat) (file|directory)|PANIC|invalid data|is not a valid data directory/);
   if (damage) {
     return new EmbeddedServerError(
       'data_dir_damaged',

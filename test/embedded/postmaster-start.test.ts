@@ -254,12 +254,21 @@ describe('classifyStartFailure', () => {
     ['FATAL:  could not read directory "base": Input/output error', 'could not read directory "base": Input/output error'],
     ['FATAL:  could not stat directory "pg_tblspc": Permission denied', 'could not stat directory "pg_tblspc": Permission denied'],
     ['2025-01-01 10:00:00.000 UTC [42] PANIC:  something went wrong', 'something went wrong'],
-    ['FATAL:  invalid value for parameter "max_connections": "lots"', 'invalid value for parameter "max_connections": "lots"'],
     ['FATAL:  invalid data in file "PG_VERSION"', 'invalid data in file "PG_VERSION"'],
     ['FATAL:  "/srv/data" is not a valid data directory', '"/srv/data" is not a valid data directory'],
-    ['FATAL:  could not load library: No such file or directory', 'could not load library: No such file or directory'],
   ])('a damaged data dir (%s) is data_dir_damaged, quoting the line', (line, quoted) => {
     expectFailure(classify(`LOG:  starting PostgreSQL 17.2\n${line}\nLOG:  database system is shut down\n`), 'data_dir_damaged', damaged(quoted), logFile);
+  });
+
+  test('a bad setting or a missing library is not damage: start_failed, quoting PostgreSQL, with no advice to delete the data dir', () => {
+    for (const [line, quoted] of [
+      ['FATAL:  invalid value for parameter "max_connections": "lots"', 'invalid value for parameter "max_connections": "lots".'],
+      ['FATAL:  could not access file "$libdir/pg_stat_statements": No such file or directory', 'could not access file "$libdir/pg_stat_statements": No such file or directory.'],
+    ]) {
+      const error = classify(`LOG:  starting PostgreSQL 17.2\n${line}\nLOG:  database system is shut down\n`);
+      expectFailure(error, 'start_failed', `The embedded PostgreSQL stopped while starting (${HOW}): ${quoted}`, logFile);
+      expect(error.message).not.toMatch(/damaged|delete/);
+    }
   });
 
   test('an unknown fatal error is start_failed, quoting it and saying how the server ended', () => {
