@@ -5,12 +5,15 @@
  * program, a damaged copy of a data dir, a data dir of PostgreSQL 15, binaries missing or not
  * executable. None of them leaves a server running or a lease behind.
  */
+import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { chmod, copyFile, mkdir, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { locateBinaries } from '../../src/embedded/binaries.js';
 import { runningPostmaster } from '../../src/embedded/postmaster.js';
+import { processOf } from '../../src/embedded/process-identity.js';
+import type { StopMarker } from '../../src/embedded/shutdown.js';
 import { EmbeddedServerError, startEmbeddedPostgres, type EmbeddedServerFailure } from '../../src/embedded-postgres.js';
 import { copyTree, freePort, scratchFolder } from './support.js';
 
@@ -162,6 +165,34 @@ describe('start failures say why', () => {
       expect(error.message).toContain(initdb);
       expect(error.message).toContain('mode 644');
     });
+  });
+
+  test("another process's stop still being decided is waited for, up to the timeout; once it ends, the start goes ahead", async () => {
+    const dataDir = await copyOfTemplate('stop-decided-elsewhere');
+    // A stopper still deciding about a server that still runs (stand-ins: sleep), as shutdown.ts
+    // writes the marker. A new user must not start or use a server while that stands.
+    const stopper = spawn('sleep', ['60'], { stdio: 'ignore' });
+    const server = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      const marker: StopMarker = { phase: 'deciding', stopper: processOf(stopper.pid!), postmaster: processOf(server.pid!) };
+      await writeFile(path.join(dataDir, 'vault-db', 'stopping'), JSON.stringify(marker), { mode: 0o600 });
+      const port = await freePort(PORTS);
+
+      const error = await startFailure({ dataDir, port, timeoutMs: 1_500 });
+      expectReason(error, 'start_timeout');
+      const logFile = path.join(dataDir, 'vault-db', 'server.log');
+      expect(error.message).toBe(`Timed out waiting for another process to finish starting or stopping the embedded PostgreSQL of ${dataDir}; run again. Server log: ${logFile}`);
+      await leftNothingRunning(dataDir);
+
+      stopper.kill('SIGKILL');
+      await new Promise((resolve) => stopper.once('exit', resolve));
+      const handle = await startEmbeddedPostgres({ dataDir, port, timeoutMs: 60_000 });
+      expect(handle.origin).toBe('started');
+      await handle.stop();
+    } finally {
+      stopper.kill('SIGKILL');
+      server.kill('SIGKILL');
+    }
   });
 
   test('a port that is no port: one line naming EMBEDDED_PG_PORT and the value, trimmed', async () => {
