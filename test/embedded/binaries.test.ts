@@ -15,6 +15,7 @@ import { type Binaries, binariesFor, checkBinaries, locateBinaries, majorVersion
 import { EmbeddedServerError } from '../../src/embedded/errors.js';
 import { isRoot, serverUser, type ServerUser, userCan } from '../../src/embedded/server-user.js';
 import { useStandIns } from './stand-ins.js';
+import { rejectionOf } from '../support/rejection.js';
 
 const standIns = useStandIns();
 /** The user the server runs as (as root: postgres, switched). */
@@ -66,12 +67,7 @@ const noSharedFolder = async (): Promise<string> => {
 
 /** What `promise` rejected with (fails the test if it resolved). */
 async function rejection(promise: Promise<unknown>): Promise<Error & { code?: string; reason?: string; logFile?: string }> {
-  return promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (error: Error) => error,
-  );
+  return (await rejectionOf(promise)) as Error & { code?: string; reason?: string; logFile?: string };
 }
 
 describe('platformPackage', () => {

@@ -20,6 +20,7 @@ import { type Layout, metaPaths, resolveLayout } from '../../src/embedded/layout
 import { currentProcess, formatProcessId } from '../../src/embedded/process-identity.js';
 import { type ServerUser, serverUser } from '../../src/embedded/server-user.js';
 import { useStandIns } from './stand-ins.js';
+import { rejectionOf } from '../support/rejection.js';
 
 const standIns = useStandIns();
 const run = promisify(execFile);
@@ -109,12 +110,9 @@ async function buildsOf(dataDir: string): Promise<string[]> {
   return (await readdir(path.dirname(dataDir))).filter((name) => name.startsWith(prefix));
 }
 
-/** The error `promise` rejects with (the test fails when it resolves). */
+/** The EmbeddedServerError `promise` rejects with (the test fails when it resolves). */
 async function rejection(promise: Promise<unknown>): Promise<EmbeddedServerError> {
-  const error: unknown = await promise.then(
-    () => new Error('resolved, but should have been rejected'),
-    (e: unknown) => e,
-  );
+  const error = await rejectionOf(promise);
   expect(error).toBeInstanceOf(EmbeddedServerError);
   return error as EmbeddedServerError;
 }

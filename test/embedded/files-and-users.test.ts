@@ -18,6 +18,7 @@ import { isRoot, ROOT_SERVER_USER, serverUser, type ServerUser, userCan } from '
 import { assertOnlyRootWrites, SHARED_FOLDER_NAME, sharedRootFolder } from '../../src/embedded/shared-folder.js';
 import { ConfigurationError } from '../../src/errors.js';
 import { useStandIns } from './stand-ins.js';
+import { rejectionOf } from '../support/rejection.js';
 import { ROOT } from './support.js';
 
 const run = promisify(execFile);
@@ -41,12 +42,7 @@ async function aFolder(name: string, mode = 0o755): Promise<string> {
 
 /** What `promise` rejected with (fails the test if it resolved). */
 async function rejection(promise: Promise<unknown>): Promise<Error & { code?: string; syscall?: string; reason?: string; logFile?: string }> {
-  return promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (error: Error) => error,
-  );
+  return (await rejectionOf(promise)) as Error & { code?: string; syscall?: string; reason?: string; logFile?: string };
 }
 
 /** The files this process holds open (what /proc/self/fd links to). */

@@ -28,6 +28,7 @@ import {
 } from '../../src/embedded/postmaster.js';
 import type { ServerUser } from '../../src/embedded/server-user.js';
 import { useStandIns } from './stand-ins.js';
+import { rejectionOf } from '../support/rejection.js';
 import { freePort, queryOne, waitUntil } from './support.js';
 
 const standIns = useStandIns();
@@ -94,11 +95,8 @@ async function spawnOf(layout: Layout, port: number, deadline: number): Promise<
 }
 
 /** What `ready` rejected with; fails the test if it resolved. */
-async function failureOf(postmaster: StartedPostmaster): Promise<unknown> {
-  return postmaster.ready.then(
-    () => new Error('the start succeeded but should not have'),
-    (error: unknown) => error,
-  );
+function failureOf(postmaster: StartedPostmaster): Promise<unknown> {
+  return rejectionOf(postmaster.ready);
 }
 
 /** `error` is an EmbeddedServerError with `reason` and exactly `message` (plus the log file), and names the log file. */
