@@ -26,11 +26,7 @@ beforeAll(async () => {
   await chmod(fakePostgres, 0o755);
 });
 
-async function aDataDir(): Promise<string> {
-  const dir = path.join(standIns.folder(), `data-${Math.random().toString(36).slice(2)}`);
-  await mkdir(path.join(dir, 'vault-db'), { recursive: true });
-  return dir;
-}
+const aDataDir = standIns.freshDataDir;
 
 /** A process named `command` (a path) running in `cwd`; waits until /proc shows it under that name. */
 async function running(command: string, cwd: string): Promise<ProcessId> {

@@ -59,11 +59,7 @@ function layoutOf(dataDir: string, postgres = '/nonexistent/postgres', user: Ser
 }
 
 /** A new data dir in the scratch folder, with its vault-db/ meta folder. */
-async function aDataDir(): Promise<string> {
-  const dir = path.join(standIns.folder(), `data-${Math.random().toString(36).slice(2)}`);
-  await mkdir(path.join(dir, 'vault-db'), { recursive: true });
-  return dir;
-}
+const aDataDir = standIns.freshDataDir;
 
 /** A `#!/bin/sh` stand-in for the postgres program; it gets the server flags (`-D <dataDir>` is $2, `-p <port>` is $4). */
 async function standIn(body: string): Promise<string> {

@@ -24,7 +24,9 @@ export interface StandIns {
   aSlowToStopProcess(): Promise<{ id: ProcessId; child: ChildProcess }>;
   /** A process that has ended (and was reaped): its pid names nobody now. */
   anEndedProcess(): Promise<ProcessId>;
-  /** The files of a fresh data dir in the scratch folder, named as layout.ts names them; its meta folder exists. */
+  /** A fresh data dir in the scratch folder (no PostgreSQL in it), with its `vault-db` meta folder made. */
+  freshDataDir(): Promise<string>;
+  /** The files of a fresh data dir (see freshDataDir), named as layout.ts names them. */
   freshMeta(): Promise<ReturnType<typeof metaPaths>>;
 }
 
@@ -61,6 +63,11 @@ export function useStandIns(): StandIns {
     });
     return { id: processOf(child.pid!), child };
   };
+  const freshDataDir = async () => {
+    const dataDir = path.join(folder(), `data-${Math.random().toString(36).slice(2)}`);
+    await mkdir(metaPaths(dataDir).metaDir, { recursive: true });
+    return dataDir;
+  };
   const folder = () => {
     if (!scratch) throw new Error('the scratch folder is made in beforeAll');
     return scratch.path;
@@ -77,10 +84,7 @@ export function useStandIns(): StandIns {
       await ended;
       return id;
     },
-    freshMeta: async () => {
-      const paths = metaPaths(path.join(folder(), `data-${Math.random().toString(36).slice(2)}`));
-      await mkdir(paths.metaDir, { recursive: true });
-      return paths;
-    },
+    freshDataDir,
+    freshMeta: async () => metaPaths(await freshDataDir()),
   };
 }
